@@ -1,0 +1,249 @@
+//! omen's configuration: read the YAML file, then validate it into typed form at start so
+//! the hot path never re-parses anything. Every error names the file, the key and the problem.
+
+mod models;
+mod raw;
+mod units;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use models::{ModelsConfig, Names, Outputs, RuleConfig, Seasonality, FitConfig};
+pub use units::{parse_duration, parse_size};
+
+use crate::selector::Selector;
+use raw::RawConfig;
+
+/// A configuration error: `FILE: key.path: reason`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {key}: {reason}", file.display())]
+pub struct ConfigError {
+    /// The file that was read.
+    pub file: PathBuf,
+    /// Dotted path of the offending key (`server.listen`), or `(file)` for the file itself.
+    pub key: String,
+    /// One-line reason.
+    pub reason: String,
+}
+
+/// A key-path-and-reason pair produced while validating; the file is added by `load`.
+#[derive(Debug)]
+pub(crate) struct KeyError {
+    pub key: String,
+    pub reason: String,
+}
+
+pub(crate) fn key_err(key: impl Into<String>, reason: impl Into<String>) -> KeyError {
+    KeyError { key: key.into(), reason: reason.into() }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub downstream: DownstreamConfig,
+    /// Series selectors; a series is forwarded if any matches. Empty = keep everything.
+    pub whitelist: Vec<Selector>,
+    /// Entries of the per-series route cache (label-set hash → decision).
+    pub route_cache_size: usize,
+    pub models: ModelsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Cap on the decoded body; also bounds the compressed body.
+    pub max_decoded_bytes: usize,
+    pub max_concurrent_requests: usize,
+    pub shutdown_grace: Duration,
+    pub max_series_per_request: usize,
+    pub max_labels_per_series: usize,
+    pub max_label_name_length: usize,
+    pub max_label_value_length: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DownstreamConfig {
+    pub url: hyper::Uri,
+    pub timeout: Duration,
+    /// Fixed tenant; `None` passes the incoming `X-Scope-OrgID` through.
+    pub tenant: Option<String>,
+    /// Extra headers, validated as HTTP header names and values.
+    pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+    pub auth: DownstreamAuth,
+}
+
+/// Credentials for downstream. Secrets are read from files at start (and on reload);
+/// `Debug` never prints them.
+#[derive(Clone)]
+pub enum DownstreamAuth {
+    None,
+    Basic { username: String, password: String },
+    Bearer { token: String },
+}
+
+impl std::fmt::Debug for DownstreamAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DownstreamAuth::None => f.write_str("None"),
+            DownstreamAuth::Basic { username, .. } => write!(f, "Basic({username}, <secret>)"),
+            DownstreamAuth::Bearer { .. } => f.write_str("Bearer(<secret>)"),
+        }
+    }
+}
+
+/// Headers omen sets itself; a config that tries to set them is refused.
+const RESERVED_HEADERS: [&str; 10] = [
+    "content-encoding",
+    "content-type",
+    "content-length",
+    "x-prometheus-remote-write-version",
+    "user-agent",
+    "x-scope-orgid",
+    "authorization",
+    "host",
+    "transfer-encoding",
+    "connection",
+];
+
+impl Config {
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// `FILE: key: reason` for an unreadable file, invalid YAML, an unknown key or an
+    /// invalid value.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            key: "(file)".into(),
+            reason: e.to_string(),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates config text; `path` is used in errors and to resolve relative files.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let wrap = |e: KeyError| ConfigError { file: path.to_path_buf(), key: e.key, reason: e.reason };
+        let de = serde_yaml::Deserializer::from_str(text);
+        let raw: RawConfig = match serde_path_to_error::deserialize(de) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let key = e.path().to_string();
+                let key = if key == "." { "(file)".to_string() } else { key };
+                return Err(wrap(key_err(key, e.into_inner().to_string())));
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        build(raw, base).map_err(wrap)
+    }
+}
+
+fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
+    let s = raw.server;
+    let listen = s.listen.as_deref().unwrap_or("127.0.0.1:9201");
+    let listen: SocketAddr = listen
+        .parse()
+        .map_err(|_| key_err("server.listen", format!("{listen:?} is not a host:port address (e.g. 127.0.0.1:9201)")))?;
+    let max_decoded_bytes = size(s.max_decoded_bytes.as_deref(), "32MiB", "server.max_decoded_bytes")?;
+    if max_decoded_bytes == 0 || max_decoded_bytes > (1 << 30) {
+        return Err(key_err("server.max_decoded_bytes", "must be between 1B and 1GiB"));
+    }
+    let server = ServerConfig {
+        listen,
+        max_decoded_bytes: max_decoded_bytes as usize,
+        max_concurrent_requests: positive(s.max_concurrent_requests, 64, "server.max_concurrent_requests")?,
+        shutdown_grace: duration(s.shutdown_grace.as_deref(), "30s", "server.shutdown_grace")?,
+        max_series_per_request: positive(s.max_series_per_request, 100_000, "server.max_series_per_request")?,
+        max_labels_per_series: positive(s.max_labels_per_series, 64, "server.max_labels_per_series")?,
+        max_label_name_length: positive(s.max_label_name_length, 1024, "server.max_label_name_length")?,
+        max_label_value_length: positive(s.max_label_value_length, 4096, "server.max_label_value_length")?,
+    };
+
+    let d = raw.downstream.ok_or_else(|| key_err("downstream", "missing: omen needs a downstream url to forward to"))?;
+    let url_text = d.url.ok_or_else(|| key_err("downstream.url", "missing"))?;
+    let url: hyper::Uri = url_text
+        .parse()
+        .map_err(|e| key_err("downstream.url", format!("{url_text:?} is not a URL: {e}")))?;
+    match url.scheme_str() {
+        Some("http") => {}
+        Some(other) => return Err(key_err("downstream.url", format!("scheme {other:?} is not supported (use http)"))),
+        None => return Err(key_err("downstream.url", format!("{url_text:?} has no scheme (use http://host:port/path)"))),
+    }
+    if url.host().is_none() {
+        return Err(key_err("downstream.url", format!("{url_text:?} has no host")));
+    }
+    let timeout = duration(d.timeout.as_deref(), "30s", "downstream.timeout")?;
+    if timeout.is_zero() {
+        return Err(key_err("downstream.timeout", "must be greater than 0"));
+    }
+    if let Some(t) = &d.tenant {
+        if t.is_empty() || hyper::header::HeaderValue::from_str(t).is_err() {
+            return Err(key_err("downstream.tenant", "must be a non-empty header-safe string"));
+        }
+    }
+    let mut headers = Vec::new();
+    for (name, value) in &d.headers {
+        let key = format!("downstream.headers.{name}");
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
+            return Err(key_err(key, "is set by omen and cannot be overridden (use downstream.tenant or the auth keys)"));
+        }
+        let hn = hyper::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| key_err(key.clone(), "is not a valid header name"))?;
+        let hv = hyper::header::HeaderValue::from_str(value).map_err(|_| key_err(key, "has an invalid header value"))?;
+        headers.push((hn, hv));
+    }
+    let auth = match (d.basic_auth, d.bearer_token_file) {
+        (Some(_), Some(_)) => {
+            return Err(key_err("downstream", "basic_auth and bearer_token_file are mutually exclusive"))
+        }
+        (Some(b), None) => DownstreamAuth::Basic {
+            username: b.username,
+            password: read_secret(base, &b.password_file, "downstream.basic_auth.password_file")?,
+        },
+        (None, Some(f)) => DownstreamAuth::Bearer { token: read_secret(base, &f, "downstream.bearer_token_file")? },
+        (None, None) => DownstreamAuth::None,
+    };
+    let downstream = DownstreamConfig { url, timeout, tenant: d.tenant, headers, auth };
+
+    let mut whitelist = Vec::new();
+    for (i, text) in raw.whitelist.unwrap_or_default().iter().enumerate() {
+        whitelist.push(Selector::parse(text).map_err(|e| key_err(format!("whitelist[{i}]"), e))?);
+    }
+    let route_cache_size = positive(raw.route_cache_size, 1_000_000, "route_cache_size")?;
+    let models = models::build(raw.models.unwrap_or_default())?;
+    Ok(Config { server, downstream, whitelist, route_cache_size, models })
+}
+
+fn read_secret(base: &Path, file: &str, key: &str) -> Result<String, KeyError> {
+    let path = base.join(file);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| key_err(key, format!("cannot read {}: {e}", path.display())))?;
+    let secret = text.trim_end_matches(['\r', '\n']).to_string();
+    if secret.is_empty() {
+        return Err(key_err(key, format!("{} is empty", path.display())));
+    }
+    Ok(secret)
+}
+
+pub(crate) fn duration(v: Option<&str>, default: &str, key: &str) -> Result<Duration, KeyError> {
+    parse_duration(v.unwrap_or(default)).map_err(|e| key_err(key, e))
+}
+
+pub(crate) fn size(v: Option<&str>, default: &str, key: &str) -> Result<u64, KeyError> {
+    parse_size(v.unwrap_or(default)).map_err(|e| key_err(key, e))
+}
+
+pub(crate) fn positive(v: Option<u64>, default: u64, key: &str) -> Result<usize, KeyError> {
+    match v.unwrap_or(default) {
+        0 => Err(key_err(key, "must be greater than 0")),
+        n => usize::try_from(n).map_err(|_| key_err(key, "too large")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
