@@ -11,6 +11,8 @@
 //! - [`pipeline`]: one request end to end: scan, route, build, forward, answer.
 //! - [`forward`]: the downstream client and the mapping of its answers.
 //! - [`metrics`]: self-metrics.
+//! - [`model`]: the per-series online forecasting model (pure: no I/O, no wall clock).
+//! - [`replay`]: `omen replay`, the model over CSV files (and NAB quality).
 //! - [`config`], [`selector`]: the YAML configuration, validated at start.
 //! - [`proto`]: prost types generated from `proto/`, for tests and tools.
 
@@ -20,8 +22,10 @@ pub mod config;
 pub mod forward;
 pub mod ingest;
 pub mod metrics;
+pub mod model;
 pub mod pipeline;
 pub mod proto;
+pub mod replay;
 pub mod route;
 pub mod run;
 pub mod selector;
