@@ -20,14 +20,20 @@ impl Selector {
     /// A one-line reason when the text is not a plain series selector (a range,
     /// an offset, a function or any other expression is refused).
     pub fn parse(text: &str) -> Result<Selector, String> {
-        let expr = parser::parse(text).map_err(|e| format!("invalid selector {text:?}: {}", one_line(&e)))?;
+        let expr = parser::parse(text)
+            .map_err(|e| format!("invalid selector {text:?}: {}", one_line(&e)))?;
         let Expr::VectorSelector(vs) = expr else {
             return Err(format!("invalid selector {text:?}: not a series selector"));
         };
         if vs.offset.is_some() || vs.at.is_some() {
-            return Err(format!("invalid selector {text:?}: offset and @ are not allowed"));
+            return Err(format!(
+                "invalid selector {text:?}: offset and @ are not allowed"
+            ));
         }
-        let name_matcher = vs.name.as_ref().map(|n| Matcher::new(MatchOp::Equal, "__name__", n));
+        let name_matcher = vs
+            .name
+            .as_ref()
+            .map(|n| Matcher::new(MatchOp::Equal, "__name__", n));
         let mut alternatives = Vec::new();
         let groups = if vs.matchers.or_matchers.is_empty() {
             vec![vs.matchers.matchers.clone()]
@@ -36,13 +42,19 @@ impl Selector {
         };
         for mut group in groups {
             if let Some(m) = &name_matcher {
-                if !group.iter().any(|g| g.name == "__name__" && g.op == MatchOp::Equal && g.value == m.value) {
+                if !group
+                    .iter()
+                    .any(|g| g.name == "__name__" && g.op == MatchOp::Equal && g.value == m.value)
+                {
                     group.push(m.clone());
                 }
             }
             alternatives.push(group);
         }
-        Ok(Selector { text: text.to_string(), alternatives })
+        Ok(Selector {
+            text: text.to_string(),
+            alternatives,
+        })
     }
 
     /// The selector as written in the config.
@@ -113,7 +125,11 @@ mod tests {
         check(r#"up{instance=""}"#, &up, true); // missing label reads as ""
         check(r#"up{instance!=""}"#, &up, false);
         check(r#"up{job=~"ap.|web"}"#, &up, true);
-        check(r#"{job="api" or job="web"}"#, &[("__name__", "x"), ("job", "web")], true);
+        check(
+            r#"{job="api" or job="web"}"#,
+            &[("__name__", "x"), ("job", "web")],
+            true,
+        );
     }
 
     #[test]
@@ -125,7 +141,8 @@ mod tests {
 
     #[test]
     fn families() {
-        let s = Selector::parse(r#"{__name__=~"http_requests_total|rpc_duration_seconds_bucket"}"#).unwrap();
+        let s = Selector::parse(r#"{__name__=~"http_requests_total|rpc_duration_seconds_bucket"}"#)
+            .unwrap();
         assert!(s.may_match_family("http_requests"));
         assert!(s.may_match_family("http_requests_total"));
         assert!(s.may_match_family("rpc_duration_seconds"));

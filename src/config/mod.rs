@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use models::{ModelsConfig, Names, Outputs, RuleConfig, Seasonality, FitConfig};
+pub use models::{FitConfig, ModelsConfig, Names, Outputs, RuleConfig, Seasonality};
 pub use units::{parse_duration, parse_size};
 
 use crate::selector::Selector;
@@ -35,7 +35,10 @@ pub(crate) struct KeyError {
 }
 
 pub(crate) fn key_err(key: impl Into<String>, reason: impl Into<String>) -> KeyError {
-    KeyError { key: key.into(), reason: reason.into() }
+    KeyError {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 /// The validated configuration.
@@ -127,13 +130,21 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let wrap = |e: KeyError| ConfigError { file: path.to_path_buf(), key: e.key, reason: e.reason };
+        let wrap = |e: KeyError| ConfigError {
+            file: path.to_path_buf(),
+            key: e.key,
+            reason: e.reason,
+        };
         let de = serde_yaml::Deserializer::from_str(text);
         let raw: RawConfig = match serde_path_to_error::deserialize(de) {
             Ok(raw) => raw,
             Err(e) => {
                 let key = e.path().to_string();
-                let key = if key == "." { "(file)".to_string() } else { key };
+                let key = if key == "." {
+                    "(file)".to_string()
+                } else {
+                    key
+                };
                 return Err(wrap(key_err(key, e.into_inner().to_string())));
             }
         };
@@ -145,36 +156,84 @@ impl Config {
 fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
     let s = raw.server;
     let listen = s.listen.as_deref().unwrap_or("127.0.0.1:9201");
-    let listen: SocketAddr = listen
-        .parse()
-        .map_err(|_| key_err("server.listen", format!("{listen:?} is not a host:port address (e.g. 127.0.0.1:9201)")))?;
-    let max_decoded_bytes = size(s.max_decoded_bytes.as_deref(), "32MiB", "server.max_decoded_bytes")?;
+    let listen: SocketAddr = listen.parse().map_err(|_| {
+        key_err(
+            "server.listen",
+            format!("{listen:?} is not a host:port address (e.g. 127.0.0.1:9201)"),
+        )
+    })?;
+    let max_decoded_bytes = size(
+        s.max_decoded_bytes.as_deref(),
+        "32MiB",
+        "server.max_decoded_bytes",
+    )?;
     if max_decoded_bytes == 0 || max_decoded_bytes > (1 << 30) {
-        return Err(key_err("server.max_decoded_bytes", "must be between 1B and 1GiB"));
+        return Err(key_err(
+            "server.max_decoded_bytes",
+            "must be between 1B and 1GiB",
+        ));
     }
     let server = ServerConfig {
         listen,
         max_decoded_bytes: max_decoded_bytes as usize,
-        max_concurrent_requests: positive(s.max_concurrent_requests, 64, "server.max_concurrent_requests")?,
+        max_concurrent_requests: positive(
+            s.max_concurrent_requests,
+            64,
+            "server.max_concurrent_requests",
+        )?,
         shutdown_grace: duration(s.shutdown_grace.as_deref(), "30s", "server.shutdown_grace")?,
-        max_series_per_request: positive(s.max_series_per_request, 100_000, "server.max_series_per_request")?,
-        max_labels_per_series: positive(s.max_labels_per_series, 64, "server.max_labels_per_series")?,
-        max_label_name_length: positive(s.max_label_name_length, 1024, "server.max_label_name_length")?,
-        max_label_value_length: positive(s.max_label_value_length, 4096, "server.max_label_value_length")?,
+        max_series_per_request: positive(
+            s.max_series_per_request,
+            100_000,
+            "server.max_series_per_request",
+        )?,
+        max_labels_per_series: positive(
+            s.max_labels_per_series,
+            64,
+            "server.max_labels_per_series",
+        )?,
+        max_label_name_length: positive(
+            s.max_label_name_length,
+            1024,
+            "server.max_label_name_length",
+        )?,
+        max_label_value_length: positive(
+            s.max_label_value_length,
+            4096,
+            "server.max_label_value_length",
+        )?,
     };
 
-    let d = raw.downstream.ok_or_else(|| key_err("downstream", "missing: omen needs a downstream url to forward to"))?;
+    let d = raw.downstream.ok_or_else(|| {
+        key_err(
+            "downstream",
+            "missing: omen needs a downstream url to forward to",
+        )
+    })?;
     let url_text = d.url.ok_or_else(|| key_err("downstream.url", "missing"))?;
     let url: hyper::Uri = url_text
         .parse()
         .map_err(|e| key_err("downstream.url", format!("{url_text:?} is not a URL: {e}")))?;
     match url.scheme_str() {
         Some("http") => {}
-        Some(other) => return Err(key_err("downstream.url", format!("scheme {other:?} is not supported (use http)"))),
-        None => return Err(key_err("downstream.url", format!("{url_text:?} has no scheme (use http://host:port/path)"))),
+        Some(other) => {
+            return Err(key_err(
+                "downstream.url",
+                format!("scheme {other:?} is not supported (use http)"),
+            ))
+        }
+        None => {
+            return Err(key_err(
+                "downstream.url",
+                format!("{url_text:?} has no scheme (use http://host:port/path)"),
+            ))
+        }
     }
     if url.host().is_none() {
-        return Err(key_err("downstream.url", format!("{url_text:?} has no host")));
+        return Err(key_err(
+            "downstream.url",
+            format!("{url_text:?} has no host"),
+        ));
     }
     let timeout = duration(d.timeout.as_deref(), "30s", "downstream.timeout")?;
     if timeout.is_zero() {
@@ -182,7 +241,10 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
     }
     if let Some(t) = &d.tenant {
         if t.is_empty() || hyper::header::HeaderValue::from_str(t).is_err() {
-            return Err(key_err("downstream.tenant", "must be a non-empty header-safe string"));
+            return Err(key_err(
+                "downstream.tenant",
+                "must be a non-empty header-safe string",
+            ));
         }
     }
     let mut headers = Vec::new();
@@ -190,25 +252,44 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
         let key = format!("downstream.headers.{name}");
         let lower = name.to_ascii_lowercase();
         if RESERVED_HEADERS.contains(&lower.as_str()) {
-            return Err(key_err(key, "is set by omen and cannot be overridden (use downstream.tenant or the auth keys)"));
+            return Err(key_err(
+                key,
+                "is set by omen and cannot be overridden (use downstream.tenant or the auth keys)",
+            ));
         }
         let hn = hyper::header::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| key_err(key.clone(), "is not a valid header name"))?;
-        let hv = hyper::header::HeaderValue::from_str(value).map_err(|_| key_err(key, "has an invalid header value"))?;
+        let hv = hyper::header::HeaderValue::from_str(value)
+            .map_err(|_| key_err(key, "has an invalid header value"))?;
         headers.push((hn, hv));
     }
     let auth = match (d.basic_auth, d.bearer_token_file) {
         (Some(_), Some(_)) => {
-            return Err(key_err("downstream", "basic_auth and bearer_token_file are mutually exclusive"))
+            return Err(key_err(
+                "downstream",
+                "basic_auth and bearer_token_file are mutually exclusive",
+            ))
         }
         (Some(b), None) => DownstreamAuth::Basic {
             username: b.username,
-            password: read_secret(base, &b.password_file, "downstream.basic_auth.password_file")?,
+            password: read_secret(
+                base,
+                &b.password_file,
+                "downstream.basic_auth.password_file",
+            )?,
         },
-        (None, Some(f)) => DownstreamAuth::Bearer { token: read_secret(base, &f, "downstream.bearer_token_file")? },
+        (None, Some(f)) => DownstreamAuth::Bearer {
+            token: read_secret(base, &f, "downstream.bearer_token_file")?,
+        },
         (None, None) => DownstreamAuth::None,
     };
-    let downstream = DownstreamConfig { url, timeout, tenant: d.tenant, headers, auth };
+    let downstream = DownstreamConfig {
+        url,
+        timeout,
+        tenant: d.tenant,
+        headers,
+        auth,
+    };
 
     let mut whitelist = Vec::new();
     for (i, text) in raw.whitelist.unwrap_or_default().iter().enumerate() {
@@ -216,7 +297,13 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
     }
     let route_cache_size = positive(raw.route_cache_size, 1_000_000, "route_cache_size")?;
     let models = models::build(raw.models.unwrap_or_default())?;
-    Ok(Config { server, downstream, whitelist, route_cache_size, models })
+    Ok(Config {
+        server,
+        downstream,
+        whitelist,
+        route_cache_size,
+        models,
+    })
 }
 
 fn read_secret(base: &Path, file: &str, key: &str) -> Result<String, KeyError> {

@@ -85,11 +85,25 @@ pub(super) fn build(raw: RawModels) -> Result<ModelsConfig, KeyError> {
         threads: positive(raw.fit.threads, 1, "models.fit.threads")?,
         cpu_budget: match raw.fit.cpu_budget.unwrap_or(0.25) {
             b if b > 0.0 && b <= 64.0 => b,
-            _ => return Err(key_err("models.fit.cpu_budget", "must be a fraction of a core in (0, 64]")),
+            _ => {
+                return Err(key_err(
+                    "models.fit.cpu_budget",
+                    "must be a fraction of a core in (0, 64]",
+                ))
+            }
         },
-        history_bytes: size(raw.fit.history_bytes.as_deref(), "256MiB", "models.fit.history_bytes")?,
+        history_bytes: size(
+            raw.fit.history_bytes.as_deref(),
+            "256MiB",
+            "models.fit.history_bytes",
+        )?,
     };
-    Ok(ModelsConfig { max_series, rules, names, fit })
+    Ok(ModelsConfig {
+        max_series,
+        rules,
+        names,
+        fit,
+    })
 }
 
 fn build_rule(r: RawRule, key: &str) -> Result<RuleConfig, KeyError> {
@@ -98,8 +112,17 @@ fn build_rule(r: RawRule, key: &str) -> Result<RuleConfig, KeyError> {
     if !(confidence > 0.5 && confidence < 1.0) {
         return Err(key_err(format!("{key}.confidence"), "must be in (0.5, 1)"));
     }
-    let mut outputs = Outputs { score: false, forecast: false, bounds: false };
-    for (i, o) in r.outputs.unwrap_or_else(|| vec!["score".into()]).iter().enumerate() {
+    let mut outputs = Outputs {
+        score: false,
+        forecast: false,
+        bounds: false,
+    };
+    for (i, o) in r
+        .outputs
+        .unwrap_or_else(|| vec!["score".into()])
+        .iter()
+        .enumerate()
+    {
         match o.as_str() {
             "score" => outputs.score = true,
             "forecast" => outputs.forecast = true,
@@ -112,24 +135,41 @@ fn build_rule(r: RawRule, key: &str) -> Result<RuleConfig, KeyError> {
             }
         }
     }
-    if outputs == (Outputs { score: false, forecast: false, bounds: false }) {
-        return Err(key_err(format!("{key}.outputs"), "must name at least one output"));
+    if outputs
+        == (Outputs {
+            score: false,
+            forecast: false,
+            bounds: false,
+        })
+    {
+        return Err(key_err(
+            format!("{key}.outputs"),
+            "must name at least one output",
+        ));
     }
     let warmup = r.warmup.unwrap_or(30);
-    let warmup = u32::try_from(warmup).map_err(|_| key_err(format!("{key}.warmup"), "too large"))?;
+    let warmup =
+        u32::try_from(warmup).map_err(|_| key_err(format!("{key}.warmup"), "too large"))?;
     let seasonality = match r.seasonality {
         None => Seasonality::Auto,
         Some(RawSeasonality::Word(w)) if w == "auto" => Seasonality::Auto,
         Some(RawSeasonality::Word(w)) if w == "none" => Seasonality::None,
         Some(RawSeasonality::Word(w)) => {
-            return Err(key_err(format!("{key}.seasonality"), format!("{w:?}: expected auto, none or a list of periods")))
+            return Err(key_err(
+                format!("{key}.seasonality"),
+                format!("{w:?}: expected auto, none or a list of periods"),
+            ))
         }
         Some(RawSeasonality::Periods(ps)) => {
             let mut periods = Vec::new();
             for (i, p) in ps.iter().enumerate() {
-                let d = parse_duration(p).map_err(|e| key_err(format!("{key}.seasonality[{i}]"), e))?;
+                let d =
+                    parse_duration(p).map_err(|e| key_err(format!("{key}.seasonality[{i}]"), e))?;
                 if d < Duration::from_secs(60) {
-                    return Err(key_err(format!("{key}.seasonality[{i}]"), "a season must be at least 1m"));
+                    return Err(key_err(
+                        format!("{key}.seasonality[{i}]"),
+                        "a season must be at least 1m",
+                    ));
                 }
                 periods.push(d);
             }
@@ -140,7 +180,13 @@ fn build_rule(r: RawRule, key: &str) -> Result<RuleConfig, KeyError> {
             }
         }
     };
-    Ok(RuleConfig { selector, confidence, outputs, warmup, seasonality })
+    Ok(RuleConfig {
+        selector,
+        confidence,
+        outputs,
+        warmup,
+        seasonality,
+    })
 }
 
 fn metric_name(v: Option<String>, default: &str, key: &str) -> Result<String, KeyError> {

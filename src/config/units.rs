@@ -31,8 +31,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "w" => 604_800_000,
-            "" => return Err(format!("invalid duration {text:?}: missing unit (ms, s, m, h, d, w)")),
-            u => return Err(format!("invalid duration {text:?}: unknown unit {u:?} (ms, s, m, h, d, w)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration {text:?}: missing unit (ms, s, m, h, d, w)"
+                ))
+            }
+            u => {
+                return Err(format!(
+                    "invalid duration {text:?}: unknown unit {u:?} (ms, s, m, h, d, w)"
+                ))
+            }
         };
         rest = &rest[unit_len..];
         total_ms = n
@@ -65,7 +73,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "KB" | "kB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        u => return Err(format!("invalid size {text:?}: unknown unit {u:?} (B, KiB, MiB, GiB, KB, MB, GB)")),
+        u => {
+            return Err(format!(
+                "invalid size {text:?}: unknown unit {u:?} (B, KiB, MiB, GiB, KB, MB, GB)"
+            ))
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("invalid size {text:?}: too large"))
@@ -87,7 +99,11 @@ mod tests {
             ("1w", 604_800_000),
         ];
         for (text, ms) in ok {
-            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
         }
         for bad in ["", "30", "s", "5 parsecs", "5x", "-1s"] {
             assert!(parse_duration(bad).is_err(), "{bad} should be refused");
@@ -96,7 +112,12 @@ mod tests {
 
     #[test]
     fn sizes() {
-        let ok = [("512", 512), ("64KiB", 65_536), ("32MiB", 33_554_432), ("1GB", 1_000_000_000)];
+        let ok = [
+            ("512", 512),
+            ("64KiB", 65_536),
+            ("32MiB", 33_554_432),
+            ("1GB", 1_000_000_000),
+        ];
         for (text, n) in ok {
             assert_eq!(parse_size(text), Ok(n), "{text}");
         }

@@ -1,0 +1,130 @@
+//! Building the running application from a validated config, and replacing it on reload
+//! (SIGHUP) without dropping connections; a bad new config keeps the old one running.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::forward::{Forwarder, ForwarderSettings};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::route::Router;
+use crate::wire::Limits;
+
+/// What a request needs, swapped as a whole on reload.
+pub struct State {
+    pub config: Config,
+    pub pipeline: Pipeline,
+    /// Write requests allowed in flight; beyond, 503 + Retry-After.
+    pub limit: Arc<Semaphore>,
+}
+
+/// The application: current state, metrics, and where the config came from.
+pub struct App {
+    state: ArcSwap<State>,
+    metrics: Metrics,
+    config_path: PathBuf,
+}
+
+impl App {
+    /// Builds the application from a loaded config.
+    pub fn new(config: Config, config_path: PathBuf, metrics: Metrics) -> App {
+        let forwarder = Forwarder::new(
+            ForwarderSettings::from_config(&config.downstream),
+            metrics.clone(),
+        );
+        let limit = Arc::new(Semaphore::new(config.server.max_concurrent_requests));
+        let pipeline = build_pipeline(&config, forwarder, &metrics);
+        App {
+            state: ArcSwap::from_pointee(State {
+                config,
+                pipeline,
+                limit,
+            }),
+            metrics,
+            config_path,
+        }
+    }
+
+    /// The current state; cheap, lock-free.
+    pub fn state(&self) -> Arc<State> {
+        self.state.load_full()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Re-reads the config file and swaps it in. In-flight requests finish on the old
+    /// state. `server.listen` cannot change without a restart and is reported.
+    ///
+    /// # Errors
+    /// The config error; the running config stays in place.
+    pub fn reload(&self) -> Result<(), crate::config::ConfigError> {
+        let result = Config::load(&self.config_path);
+        let config = match result {
+            Ok(c) => c,
+            Err(e) => {
+                self.metrics
+                    .config_reloads
+                    .with_label_values(&["failure"])
+                    .inc();
+                tracing::error!(error = %e, "config reload failed; keeping the running config");
+                return Err(e);
+            }
+        };
+        let old = self.state();
+        if config.server.listen != old.config.server.listen {
+            tracing::warn!(old = %old.config.server.listen, new = %config.server.listen, "server.listen changes only on restart");
+        }
+        let forwarder = old
+            .pipeline
+            .forwarder()
+            .with_settings(ForwarderSettings::from_config(&config.downstream));
+        let limit =
+            if config.server.max_concurrent_requests == old.config.server.max_concurrent_requests {
+                old.limit.clone()
+            } else {
+                Arc::new(Semaphore::new(config.server.max_concurrent_requests))
+            };
+        let pipeline = build_pipeline(&config, forwarder, &self.metrics);
+        self.state.store(Arc::new(State {
+            config,
+            pipeline,
+            limit,
+        }));
+        self.metrics
+            .config_reloads
+            .with_label_values(&["success"])
+            .inc();
+        tracing::info!(file = %self.config_path.display(), "config reloaded");
+        Ok(())
+    }
+}
+
+fn build_pipeline(config: &Config, forwarder: Forwarder, metrics: &Metrics) -> Pipeline {
+    let rules = config
+        .models
+        .rules
+        .iter()
+        .map(|r| r.selector.clone())
+        .collect();
+    let router = Router::new(config.whitelist.clone(), rules, config.route_cache_size);
+    let s = &config.server;
+    let limits = Limits {
+        max_series_per_request: s.max_series_per_request,
+        max_labels_per_series: s.max_labels_per_series,
+        max_label_name_length: s.max_label_name_length,
+        max_label_value_length: s.max_label_value_length,
+    };
+    Pipeline::new(
+        router,
+        forwarder,
+        limits,
+        s.max_decoded_bytes,
+        metrics.clone(),
+    )
+}

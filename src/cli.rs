@@ -1,0 +1,29 @@
+//! The command line: `omen serve`, `omen check-config`, `omen --version`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// omen: a Prometheus remote-write sidecar with per-series anomaly models.
+#[derive(Debug, Parser)]
+#[command(name = "omen", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive remote-write, keep whitelisted series, forward them downstream.
+    Serve {
+        /// The omen.yaml configuration file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file: exit 0, or print `FILE: key: reason` and exit 1.
+    CheckConfig {
+        /// The omen.yaml configuration file.
+        #[arg(value_name = "FILE")]
+        config: PathBuf,
+    },
+}

@@ -1,0 +1,29 @@
+//! omen: a Prometheus remote-write sidecar. It receives remote-write from Prometheus,
+//! keeps the whitelisted series, and forwards them downstream (Cortex, Mimir, Thanos,
+//! VictoriaMetrics, Prometheus), answering Prometheus only after downstream answered.
+//!
+//! The modules, in the order a request meets them:
+//! - [`app`]: the running state built from the config, swapped on reload.
+//! - [`server`]: the HTTP listener, concurrency limit, endpoints and graceful shutdown.
+//! - [`ingest`]: headers, size limits and snappy: from an HTTP body to a protobuf buffer.
+//! - [`wire`]: the hand-written remote-write scanner and writer (zero-copy hot path).
+//! - [`route`]: per-series decision (forward? model?), cached by label-set hash.
+//! - [`pipeline`]: one request end to end: scan, route, build, forward, answer.
+//! - [`forward`]: the downstream client and the mapping of its answers.
+//! - [`metrics`]: self-metrics.
+//! - [`config`], [`selector`]: the YAML configuration, validated at start.
+//! - [`proto`]: prost types generated from `proto/`, for tests and tools.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod forward;
+pub mod ingest;
+pub mod metrics;
+pub mod pipeline;
+pub mod proto;
+pub mod route;
+pub mod run;
+pub mod selector;
+pub mod server;
+pub mod wire;

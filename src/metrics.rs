@@ -1,0 +1,159 @@
+//! omen's self-metrics (`/metrics`), named `omen_<thing>_<unit>[_total]`. Series labels
+//! of user data never become metric labels; reasons and status codes do.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::wire::InvalidSeries;
+
+/// All counters, gauges and histograms, registered in one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Write requests answered, by HTTP status code.
+    pub requests: IntCounterVec,
+    /// Bad requests (4xx) by reason.
+    pub bad_requests: IntCounterVec,
+    pub in_flight: IntGauge,
+    pub received_samples: IntCounter,
+    pub forwarded_samples: IntCounter,
+    /// Samples not forwarded, by reason (`whitelist` or an invalid-series reason).
+    pub dropped_samples: IntCounterVec,
+    pub forwarded_metadata: IntCounter,
+    /// Downstream requests by outcome (status code, `timeout` or `error`).
+    pub downstream_requests: IntCounterVec,
+    pub downstream_duration: Histogram,
+    pub route_cache_entries: IntGauge,
+    pub config_reloads: IntCounterVec,
+    pub request_duration: HistogramVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    ///
+    /// # Panics
+    /// Only on a programming error (a duplicate or malformed metric definition).
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let buckets = vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ];
+        let downstream_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "omen_downstream_request_duration_seconds",
+                "Latency of downstream write requests.",
+            )
+            .buckets(buckets.clone()),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(downstream_duration.clone()))
+            .expect("unique metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "omen_request_duration_seconds",
+                "Time from receiving a write request to answering it.",
+            )
+            .buckets(buckets),
+            &["code"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(request_duration.clone()))
+            .expect("unique metric");
+        let build_info = IntCounterVec::new(
+            Opts::new(
+                "omen_build_info",
+                "Always 1; the version label says which omen runs.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(build_info.clone()))
+            .expect("unique metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .inc();
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique metric");
+
+        let m = Metrics {
+            requests: counter_vec("omen_requests_total", "Write requests answered, by status code.", &["code"]),
+            bad_requests: counter_vec("omen_bad_requests_total", "Write requests refused with a 4xx, by reason.", &["reason"]),
+            in_flight: gauge("omen_requests_in_flight", "Write requests being processed."),
+            received_samples: counter("omen_received_samples_total", "Samples (float and histogram) received."),
+            forwarded_samples: counter("omen_forwarded_samples_total", "Received samples delivered downstream."),
+            dropped_samples: counter_vec(
+                "omen_dropped_samples_total",
+                "Received samples not forwarded, by reason (whitelist or why the series was invalid).",
+                &["reason"],
+            ),
+            forwarded_metadata: counter("omen_forwarded_metadata_total", "Metadata entries delivered downstream."),
+            downstream_requests: counter_vec(
+                "omen_downstream_requests_total",
+                "Downstream write requests by outcome: status code, timeout or error.",
+                &["code"],
+            ),
+            downstream_duration,
+            route_cache_entries: gauge("omen_route_cache_entries", "Series whose route decision is cached."),
+            config_reloads: counter_vec("omen_config_reloads_total", "Configuration reloads by result.", &["result"]),
+            request_duration,
+            registry,
+        };
+        m.dropped_samples.with_label_values(&["whitelist"]);
+        for r in InvalidSeries::ALL {
+            m.dropped_samples.with_label_values(&[r.reason()]);
+        }
+        for r in ["success", "failure"] {
+            m.config_reloads.with_label_values(&[r]);
+        }
+        m
+    }
+
+    /// The registry, for components that register their own metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

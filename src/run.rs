@@ -1,0 +1,84 @@
+//! Running the commands: logging, the tokio runtime, signals (SIGTERM/SIGINT drain and
+//! exit, SIGHUP reloads the config) and the serve loop.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::app::App;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// `omen check-config FILE`.
+///
+/// # Errors
+/// The config error, as `FILE: key: reason`.
+pub fn check_config(path: &Path) -> anyhow::Result<()> {
+    Config::load(path)?;
+    println!("{}: ok", path.display());
+    Ok(())
+}
+
+/// `omen serve --config FILE`: runs until SIGTERM or SIGINT.
+///
+/// # Errors
+/// A bad config, a listen address that cannot be bound, or a runtime failure.
+pub fn serve(path: &Path) -> anyhow::Result<()> {
+    init_logging();
+    let config = Config::load(path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("omen")
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(serve_async(config, path))
+}
+
+async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
+    let listen = config.server.listen;
+    let grace = config.server.shutdown_grace;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding server.listen {listen}"))?;
+    let app = Arc::new(App::new(config, path.to_path_buf(), Metrics::new()));
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let reloader = app.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            // Errors are logged and counted inside reload.
+            let _ = reloader.reload();
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    };
+    tracing::info!(listen = %listener.local_addr()?, version = env!("CARGO_PKG_VERSION"), "omen serving");
+    crate::server::run(listener, app, shutdown, grace).await;
+    tracing::info!("omen stopped");
+    Ok(())
+}
+
+fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("OMEN_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// An error and its causes, as one line.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
