@@ -28,7 +28,7 @@ mkdir -p "$work/rwload"
 cp -r "$src/Cargo.toml" "$src/Cargo.lock" "$src/src" "$src/bench" "$work/rwload/"
 CARGO_TARGET_DIR="$work/rwload-target" cargo build --release --quiet --manifest-path "$work/rwload/Cargo.toml"
 
-echo "passthrough: $(vmagent -version 2>&1 | head -1 || true) | omen $("$omen" --version)"
+echo "passthrough: vmagent (victoria-metrics $(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null || echo "?")), $("$omen" --version)"
 exec python3 bench/passthrough.py \
     --rwload "$work/rwload-target/release/rwload" \
     --peers "$work/rwload/bench/peers.py" \
