@@ -11,4 +11,4 @@ export OMEN_E2E_REQUIRE=1
 
 # A shared machine has two cores: CARGO_BUILD_JOBS=1 keeps a build polite.
 cargo build --release
-cargo test --release "$@"
+cargo test --release --no-fail-fast "$@"
