@@ -1,4 +1,4 @@
-//! The command line: `omen serve`, `omen check-config`, `omen --version`.
+//! The command line: `omen serve`, `omen check-config`, `omen replay`, `omen --version`.
 
 use std::path::PathBuf;
 
@@ -26,4 +26,6 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         config: PathBuf,
     },
+    /// Run the models over CSV files (timestamp,value) and write scores and forecasts.
+    Replay(crate::replay::ReplayArgs),
 }

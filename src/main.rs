@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => omen::run::serve(&config),
         Command::CheckConfig { config } => omen::run::check_config(&config),
+        Command::Replay(args) => omen::replay::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -140,12 +140,18 @@ impl Config {
             Ok(raw) => raw,
             Err(e) => {
                 let key = e.path().to_string();
-                let key = if key == "." {
+                let key = if key == "." || key == "?" {
                     "(file)".to_string()
                 } else {
                     key
                 };
-                return Err(wrap(key_err(key, e.into_inner().to_string())));
+                // serde_yaml prefixes its own notion of the path; the key already says it.
+                let reason = e.into_inner().to_string();
+                let reason = match reason.split_once(": ") {
+                    Some((prefix, rest)) if key.starts_with(prefix) => rest.to_string(),
+                    _ => reason,
+                };
+                return Err(wrap(key_err(key, reason)));
             }
         };
         let base = path.parent().unwrap_or(Path::new("."));

@@ -1,0 +1,272 @@
+//! The online state of one series and its O(1) update: robust level + damped trend + seasonal
+//! profile, one-step-ahead forecast, interval and anomaly score.
+
+use super::params::Params;
+use super::season::{Phase, Profile};
+use super::{is_stale_marker, Forecast, Kind, Outcome};
+
+const COUNTER: u8 = 1;
+const PRIMED: u8 = 2;
+const STALE: u8 = 4;
+const EMITTED: u8 = 8;
+
+/// How often (in samples) the seasonal unit is checked for lost precision.
+const REFINE_EVERY: u32 = 256;
+
+/// The online state of one series. `Copy`, fixed size, no heap: the pipeline copies it,
+/// updates the copy tentatively and writes it back when the downstream write commits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Model {
+    /// Timestamp (ms) of the last sample taken, or of the stale marker.
+    last_ts: i64,
+    /// Smoothed level (deseasonalised), in value units (per-second rate for counters).
+    level: f64,
+    /// Counters: the previous raw counter value.
+    prev_raw: f64,
+    /// Damped trend, value units per ms.
+    trend: f32,
+    /// The tracked band: an online far quantile (`Params::tail`) of the absolute one-step
+    /// error; during warm-up, the mean absolute error.
+    band: f32,
+    /// Mean absolute error of the forecast with the seasonal profile applied.
+    err_season: f32,
+    /// Mean absolute error of the forecast without it (season gate).
+    err_plain: f32,
+    /// Typical sampling interval, ms.
+    step: f32,
+    /// Samples modeled (saturating).
+    seen: u32,
+    /// Consecutive outside-the-band errors: positive above, negative below.
+    run: i8,
+    flags: u8,
+    profile: Profile,
+}
+
+impl Model {
+    /// A fresh model. `kind` says whether values are a counter (modeled as a per-second rate
+    /// with reset handling) or a gauge (modeled as is).
+    pub fn new(kind: Kind) -> Model {
+        Model {
+            last_ts: i64::MIN,
+            level: 0.0,
+            prev_raw: 0.0,
+            trend: 0.0,
+            band: 0.0,
+            err_season: 0.0,
+            err_plain: 0.0,
+            step: 0.0,
+            seen: 0,
+            run: 0,
+            flags: if kind == Kind::Counter { COUNTER } else { 0 },
+            profile: Profile::EMPTY,
+        }
+    }
+
+    /// Whether this model treats its series as a counter.
+    pub fn kind(&self) -> Kind {
+        if self.flags & COUNTER != 0 {
+            Kind::Counter
+        } else {
+            Kind::Gauge
+        }
+    }
+
+    /// Timestamp (ms) of the last sample or stale marker taken, if any. Samples at or before it
+    /// are ignored by [`Model::update`].
+    pub fn last_timestamp(&self) -> Option<i64> {
+        (self.last_ts != i64::MIN).then_some(self.last_ts)
+    }
+
+    /// True after a stale marker until the next real sample.
+    pub fn is_stale(&self) -> bool {
+        self.flags & STALE != 0
+    }
+
+    /// True once the series has been stale for the grace period as of `now_ms` (any clock the
+    /// caller trusts, e.g. the newest sample timestamp it has seen): the model may be dropped.
+    pub fn retire_due(&self, params: &Params, now_ms: i64) -> bool {
+        self.is_stale() && now_ms.saturating_sub(self.last_ts) >= params.stale_grace_ms
+    }
+
+    /// Takes one sample (`ts_ms`, `value`) in O(1) and without allocation.
+    ///
+    /// A stale marker (bit pattern, see [`is_stale_marker`]) marks the model stale. Samples at
+    /// or before the last timestamp, and non-finite values, are ignored without changing state.
+    pub fn update(&mut self, params: &Params, ts_ms: i64, value: f64) -> Outcome {
+        if is_stale_marker(value) {
+            return self.mark_stale(ts_ms);
+        }
+        if !value.is_finite() || (self.last_ts != i64::MIN && ts_ms <= self.last_ts) {
+            return Outcome::Ignored;
+        }
+        let was_stale = self.is_stale();
+        self.flags &= !STALE;
+        if self.flags & COUNTER == 0 {
+            return self.observe(params, ts_ms, value, was_stale);
+        }
+        // Counters: the first sample (and the first after staleness, when the target has
+        // likely restarted) only primes the previous value.
+        if self.flags & PRIMED == 0 || was_stale {
+            self.prev_raw = value;
+            self.flags |= PRIMED;
+            if self.seen == 0 {
+                self.last_ts = ts_ms;
+                return Outcome::Warming;
+            }
+            return self.restart(params, ts_ms, None);
+        }
+        let dt_s = (ts_ms - self.last_ts) as f64 / 1000.0;
+        // A drop is a reset: the counter restarted from zero, so the increase is the new value.
+        let increase = if value >= self.prev_raw {
+            value - self.prev_raw
+        } else {
+            value
+        };
+        self.prev_raw = value;
+        self.observe(params, ts_ms, increase / dt_s, false)
+    }
+
+    fn mark_stale(&mut self, ts_ms: i64) -> Outcome {
+        if self.last_ts != i64::MIN && ts_ms <= self.last_ts {
+            return Outcome::Ignored;
+        }
+        self.last_ts = ts_ms;
+        self.flags |= STALE;
+        self.run = 0;
+        if self.flags & EMITTED != 0 {
+            Outcome::Stale
+        } else {
+            Outcome::Warming
+        }
+    }
+
+    /// Re-anchors level and trend after a long gap or staleness; keeps scale and profile.
+    fn restart(&mut self, p: &Params, ts_ms: i64, x: Option<f64>) -> Outcome {
+        if let Some(x) = x {
+            let season = self.season_forecast(p, &Phase::of(p, ts_ms));
+            self.level = x - season;
+        }
+        self.trend = 0.0;
+        self.run = 0;
+        self.last_ts = ts_ms;
+        Outcome::Warming
+    }
+
+    fn season_forecast(&self, p: &Params, ph: &Phase) -> f64 {
+        if p.season_gate && !(self.err_season < self.err_plain) {
+            return 0.0;
+        }
+        self.profile.value(ph)
+    }
+
+    fn observe(&mut self, p: &Params, ts_ms: i64, x: f64, was_stale: bool) -> Outcome {
+        if self.seen == 0 {
+            self.level = x;
+            self.seen = 1;
+            self.last_ts = ts_ms;
+            return Outcome::Warming;
+        }
+        let dt = (ts_ms - self.last_ts) as f64;
+        let step = if self.step > 0.0 {
+            self.step as f64
+        } else {
+            dt
+        };
+        let k = dt / step;
+        if was_stale || k > p.gap_reset_steps {
+            return self.restart(p, ts_ms, Some(x));
+        }
+        // The typical interval follows the data but a missed scrape moves it only a little.
+        self.step = (step + 0.1 * (dt.min(4.0 * step) - step)) as f32;
+
+        let ph = Phase::of(p, ts_ms);
+        let season = self.profile.value(&ph);
+        let gate_open = !p.season_gate || self.err_season < self.err_plain;
+        let damp = if p.phi >= 1.0 {
+            k
+        } else {
+            p.phi * (1.0 - p.phi.powf(k)) / (1.0 - p.phi)
+        };
+        let level_fc = self.level + self.trend as f64 * step * damp;
+        let forecast = level_fc + if gate_open { season } else { 0.0 };
+        let r = x - forecast;
+
+        let warming = self.seen < p.warmup;
+        let floor = (p.rel_floor * self.level.abs()).max(p.abs_floor);
+        let band = if warming {
+            -p.tail.ln() * self.band as f64
+        } else {
+            self.band as f64
+        }
+        .max(floor);
+        // Missed scrapes: the error of a k-step forecast of a local level grows with k.
+        let widen = (1.0 + (k - 1.0).max(0.0) * p.alpha * p.alpha).sqrt();
+        let half = p.width * band * widen;
+        let score = r.abs() / half;
+
+        // Robust learning: clip the error, unless the same-side run says the level moved.
+        let outside = r.abs() > band * widen && !warming;
+        self.run = match (outside, r > 0.0) {
+            (false, _) => 0,
+            (true, true) => self.run.max(0).saturating_add(1),
+            (true, false) => self.run.min(0).saturating_sub(1),
+        };
+        let n = self.seen as f64;
+        let alpha = p.alpha.max(1.0 / (n + 1.0));
+        let rate = p.scale_rate.max(1.0 / n);
+        let limit = if warming {
+            f64::INFINITY
+        } else {
+            p.clip * half
+        };
+        let rc = r.clamp(-limit, limit);
+
+        if self.run.unsigned_abs() >= p.adopt_after {
+            self.level = level_fc + r;
+            self.run = 0;
+        } else {
+            let phi_k = if p.phi >= 1.0 { 1.0 } else { p.phi.powf(k) };
+            self.level = level_fc + alpha * rc;
+            self.trend = (phi_k * self.trend as f64 + alpha * p.beta * rc / step) as f32;
+            // The profile learns what the level forecast misses at this phase.
+            let rs = (x - level_fc - season).clamp(-limit, limit);
+            let hint = band / 1024.0;
+            self.profile
+                .add(&ph, p.gamma_fine * rs, p.gamma_coarse * rs, hint);
+            let plain = (x - level_fc).abs().min(limit);
+            self.err_plain += (rate * (plain - self.err_plain as f64)) as f32;
+            self.err_season += (rate * (rs.abs() - self.err_season as f64)) as f32;
+        }
+        if warming {
+            self.band += ((r.abs() - self.band as f64) / n) as f32;
+            if self.seen + 1 == p.warmup {
+                self.band = (-p.tail.ln() * self.band as f64).max(floor) as f32;
+            }
+        } else if r.abs() > band {
+            self.band = (band * p.band_rate.exp()) as f32;
+        } else {
+            self.band = (band * (-p.band_rate * p.tail / (1.0 - p.tail)).exp()) as f32;
+        }
+        self.seen = self.seen.saturating_add(1);
+        self.last_ts = ts_ms;
+        if self.seen % REFINE_EVERY == 0 {
+            self.profile.refine(band / 1024.0);
+        }
+        if warming {
+            return Outcome::Warming;
+        }
+        self.flags |= EMITTED;
+        let lower = forecast - half;
+        let lower = if self.flags & COUNTER != 0 {
+            lower.max(0.0)
+        } else {
+            lower
+        };
+        Outcome::Scored(Forecast {
+            score,
+            forecast,
+            lower,
+            upper: forecast + half,
+        })
+    }
+}
