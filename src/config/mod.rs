@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub max_labels_per_series: usize,
     pub max_label_name_length: usize,
     pub max_label_value_length: usize,
+    /// Samples stamped further than this ahead of omen's clock are refused.
+    pub future_tolerance: Duration,
     /// TLS on the listener; `None` = plain HTTP.
     pub tls: Option<ServerTls>,
     /// Credentials a client must present on the write endpoint.
@@ -237,6 +239,11 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
             s.max_label_value_length,
             4096,
             "server.max_label_value_length",
+        )?,
+        future_tolerance: duration(
+            s.future_tolerance.as_deref(),
+            "10m",
+            "server.future_tolerance",
         )?,
         tls: match s.tls {
             None => None,

@@ -30,6 +30,7 @@ pub struct RawServer {
     pub max_labels_per_series: Option<u64>,
     pub max_label_name_length: Option<u64>,
     pub max_label_value_length: Option<u64>,
+    pub future_tolerance: Option<String>,
     pub tls: Option<RawServerTls>,
     pub auth: Option<RawAuth>,
 }
