@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod derive;
 pub mod forward;
+pub mod idhash;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
