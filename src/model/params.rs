@@ -91,6 +91,11 @@ pub struct Params {
     /// Fraction of errors the tracked band leaves outside (a far quantile, tracked the same
     /// way for every rule so scores rank alike whatever the confidence).
     pub tail: f64,
+    /// After an error outside the band, the band widens by `shock_gain * ln(error / band)`
+    /// (times the band)...
+    pub shock_gain: f64,
+    /// ...and the widening decays by this factor per sample.
+    pub shock_decay: f64,
     /// Errors are clipped at this many band half-widths before they update level, trend and
     /// season, so one outlier does not drag the forecast.
     pub clip: f64,
@@ -150,6 +155,8 @@ impl Params {
             band_rate: 0.2,
             tail: TAIL,
             clip: 1.0,
+            shock_gain: 1.0,
+            shock_decay: 0.8,
             adopt_after: 4,
             rel_floor: 1e-4,
             abs_floor: 1e-9,
@@ -196,6 +203,8 @@ impl Params {
             "clip" => self.clip = num()?,
             "band_rate" => self.band_rate = num()?,
             "tail" => self.tail = num()?,
+            "shock_gain" => self.shock_gain = num()?,
+            "shock_decay" => self.shock_decay = num()?,
             "adopt_after" => self.adopt_after = num()? as u8,
             "rel_floor" => self.rel_floor = num()?,
             "abs_floor" => self.abs_floor = num()?,
