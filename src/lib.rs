@@ -21,6 +21,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod derive;
+pub mod fit;
 pub mod forward;
 pub mod idhash;
 pub mod ingest;

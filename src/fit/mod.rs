@@ -1,0 +1,3 @@
+//! Background fitting (DESIGN §3.4).
+
+pub mod estimate;
