@@ -2,13 +2,14 @@
 //! (SIGHUP) without dropping connections; a bad new config keeps the old one running.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::derive::Models;
+use crate::fit::pool::FitPool;
 use crate::forward::{Forwarder, ForwarderSettings};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
@@ -32,6 +33,8 @@ pub struct App {
     models: Arc<Models>,
     metrics: Metrics,
     config_path: PathBuf,
+    /// The background fitting threads (stopped by [`App::stop_fitting`] or on drop).
+    fit_pool: Mutex<Option<FitPool>>,
 }
 
 impl App {
@@ -45,7 +48,10 @@ impl App {
         let limit = Arc::new(Semaphore::new(config.server.max_concurrent_requests));
         let models = Arc::new(Models::new(&config.models, metrics.clone()));
         let pipeline = build_pipeline(&config, models.clone(), forwarder, &metrics);
+        // `models.fit.threads` and `cpu_budget` take effect at start (not on reload).
+        let fit_pool = FitPool::start(models.fitter().clone(), &config.models.fit);
         App {
+            fit_pool: Mutex::new(Some(fit_pool)),
             models,
             state: ArcSwap::from_pointee(State {
                 required_auth: config.server.auth.authorization().map(String::into_bytes),
@@ -70,6 +76,16 @@ impl App {
     /// The models, shared by every pipeline this app builds.
     pub fn models(&self) -> &Arc<Models> {
         &self.models
+    }
+
+    /// Stops the background fitting threads (shutdown); waits for a fit in progress.
+    pub fn stop_fitting(&self) {
+        let pool = self
+            .fit_pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(pool);
     }
 
     /// Re-reads the config file and swaps it in. In-flight requests finish on the old

@@ -2,8 +2,8 @@
 //! of user data never become metric labels; reasons and status codes do.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Counter, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::wire::InvalidSeries;
@@ -34,6 +34,19 @@ pub struct Metrics {
     pub models_retired: IntCounter,
     /// Derived samples (scores, forecasts, bounds, stale markers) delivered downstream.
     pub derived_samples: IntCounter,
+    /// Background fits by result (`season`, `flat`, `skipped`).
+    pub fits: IntCounterVec,
+    /// Series waiting for a fit.
+    pub fit_backlog: IntGauge,
+    pub fit_duration: Histogram,
+    /// CPU time of the fitting threads.
+    pub fit_cpu: Counter,
+    /// Bytes accounted to fit histories (bounded by `models.fit.history_bytes`).
+    pub fit_history_bytes: IntGauge,
+    pub fit_history_series: IntGauge,
+    /// Series not given a history because the store was full.
+    pub fit_history_rejected: IntCounter,
+    pub fit_history_evictions: IntCounter,
 }
 
 impl Metrics {
@@ -111,6 +124,28 @@ impl Metrics {
             ))
             .expect("unique metric");
 
+        let fit_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "omen_fit_duration_seconds",
+                "Wall time of one background fit of one series.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(fit_duration.clone()))
+            .expect("unique metric");
+        let fit_cpu = Counter::new(
+            "omen_fit_cpu_seconds_total",
+            "CPU time used by the background fitting threads.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(fit_cpu.clone()))
+            .expect("unique metric");
+
         let m = Metrics {
             requests: counter_vec("omen_requests_total", "Write requests answered, by status code.", &["code"]),
             bad_requests: counter_vec("omen_bad_requests_total", "Write requests refused with a 4xx, by reason.", &["reason"]),
@@ -142,8 +177,32 @@ impl Metrics {
                 "omen_derived_samples_total",
                 "Derived samples (score, forecast, bounds) delivered downstream.",
             ),
+            fits: counter_vec(
+                "omen_fits_total",
+                "Background fits by result: season found, flat (no season), or skipped (too little or too sparse history).",
+                &["result"],
+            ),
+            fit_backlog: gauge("omen_fit_backlog", "Series waiting for a background fit."),
+            fit_duration,
+            fit_cpu,
+            fit_history_bytes: gauge(
+                "omen_fit_history_bytes",
+                "Memory accounted to fit histories (bounded by models.fit.history_bytes).",
+            ),
+            fit_history_series: gauge("omen_fit_history_series", "Series with a fit history."),
+            fit_history_rejected: counter(
+                "omen_fit_history_rejected_total",
+                "Times a modeled series got no fit history because the store was full.",
+            ),
+            fit_history_evictions: counter(
+                "omen_fit_history_evictions_total",
+                "Fit histories dropped (idle series, or to admit new series when full).",
+            ),
             registry,
         };
+        for r in ["season", "flat", "skipped"] {
+            m.fits.with_label_values(&[r]);
+        }
         m.dropped_samples.with_label_values(&["whitelist"]);
         for r in InvalidSeries::ALL {
             m.dropped_samples.with_label_values(&[r.reason()]);

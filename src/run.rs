@@ -88,7 +88,8 @@ async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
         }
     };
     tracing::info!(listen = %listener.local_addr()?, version = env!("CARGO_PKG_VERSION"), "omen serving");
-    crate::server::run(listener, app, shutdown, grace).await;
+    crate::server::run(listener, app.clone(), shutdown, grace).await;
+    app.stop_fitting();
     tracing::info!("omen stopped");
     Ok(())
 }

@@ -11,13 +11,14 @@ mod labels;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
 pub use kinds::{is_bucket, FamilyKinds};
 
 use crate::config::{ModelsConfig, Outputs};
+use crate::fit::{Fed, Fitter};
 use crate::idhash::BuildIdHasher;
 use crate::metrics::Metrics;
 use crate::model::{Model, ModelSettings, Outcome, Params};
@@ -68,6 +69,8 @@ pub struct Models {
     /// The newest sample timestamp committed: the model clock for retiring stale models.
     newest_ms: AtomicI64,
     metrics: Metrics,
+    /// Histories and fitted parameters (background fitting, DESIGN §3.4).
+    fitter: Arc<Fitter>,
 }
 
 /// Updates made while building one request; committed or discarded with it.
@@ -80,6 +83,10 @@ pub struct Tentative {
     index: HashMap<u64, usize, BuildIdHasher>,
     newest_ms: i64,
     derived_samples: u64,
+    /// Samples taken by the models, for the fit histories, and the index into `updates`
+    /// each belongs to.
+    fed: Vec<Fed>,
+    fed_update: Vec<u32>,
 }
 
 /// Per-request scratch buffers, reused across the series of a request.
@@ -104,6 +111,7 @@ impl Models {
             settings: arc_swap::ArcSwap::from_pointee(settings(config)),
             families: FamilyKinds::new(FAMILY_CAPACITY),
             newest_ms: AtomicI64::new(i64::MIN),
+            fitter: Arc::new(Fitter::new(&config.fit, metrics.clone())),
             metrics,
         }
     }
@@ -112,6 +120,11 @@ impl Models {
     /// on their next sample; `max_series` applies from the next restart.
     pub fn reconfigure(&self, config: &ModelsConfig) {
         self.settings.store(std::sync::Arc::new(settings(config)));
+    }
+
+    /// The fit histories and results, for the fitting threads.
+    pub fn fitter(&self) -> &Arc<Fitter> {
+        &self.fitter
     }
 
     /// Remembers a metadata entry's type, for counter detection.
@@ -174,7 +187,12 @@ impl Models {
                 tentative.updates.len() - 1
             }
         };
+        // A fitted series is modeled with its fitted parameters (adopted at a commit, so a
+        // retry of this request sees the same ones).
+        let params = self.fitter.params(key, &rule.params);
+        let params = params.as_ref().unwrap_or(&rule.params);
         let model = &mut tentative.updates[slot].2.model;
+        let (fed, fed_update) = (&mut tentative.fed, &mut tentative.fed_update);
         let (score, forecast, lower, upper) = (
             &mut scratch.score,
             &mut scratch.forecast,
@@ -186,7 +204,16 @@ impl Models {
         lower.clear();
         upper.clear();
         for (ts, value) in series.samples() {
-            match model.update(&rule.params, ts, value) {
+            let outcome = model.update(params, ts, value);
+            if outcome != Outcome::Ignored {
+                let score = match outcome {
+                    Outcome::Scored(f) => f.score as f32,
+                    _ => f32::NAN,
+                };
+                fed.push(Fed { ts, value, score });
+                fed_update.push(slot as u32);
+            }
+            match outcome {
                 Outcome::Scored(f) => {
                     score.push((ts, f.score));
                     forecast.push((ts, f.forecast));
@@ -228,23 +255,48 @@ impl Models {
     /// Makes a request's tentative updates permanent. A model that another request
     /// committed meanwhile keeps that request's state (the later writer does not win
     /// blindly), so concurrent retries cannot double-apply samples.
-    pub fn commit(&self, tentative: Tentative) {
+    pub fn commit(&self, mut tentative: Tentative) {
         let mut evicted = 0u64;
-        for (key, base, entry) in tentative.updates {
+        let settings = self.settings.load();
+        let mut applied = vec![false; tentative.updates.len()];
+        for (i, (key, base, entry)) in tentative.updates.iter_mut().enumerate() {
+            let (key, base) = (*key, *base);
             let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+            let adopt = |model: &mut Model| {
+                if let Some(rule) = settings.rules.get(usize::from(entry.rule)) {
+                    self.fitter.adopt(key, model, &rule.params);
+                }
+            };
             if let Some(current) = shard.peek_mut(&key) {
                 // `derive` already made it the most recent; update in place, unless another
                 // request committed this model meanwhile.
                 if current.model.last_timestamp() == base {
-                    *current = entry;
+                    let mut model = entry.model;
+                    adopt(&mut model);
+                    *current = Entry { model, ..*entry };
+                    applied[i] = true;
                 }
                 continue;
             }
-            if let Some((old_key, _)) = shard.push(key, entry) {
+            let mut model = entry.model;
+            adopt(&mut model);
+            applied[i] = true;
+            if let Some((old_key, _)) = shard.push(key, Entry { model, ..*entry }) {
                 if old_key != key {
                     evicted += 1;
                 }
             }
+        }
+        // The committed samples go to the fit histories, one run of a series at a time.
+        let mut start = 0;
+        for run in tentative.fed_update.chunk_by(|a, b| a == b) {
+            let (i, end) = (run[0] as usize, start + run.len());
+            if applied[i] {
+                let (key, _, entry) = &tentative.updates[i];
+                self.fitter
+                    .feed(*key, entry.model.kind(), &tentative.fed[start..end]);
+            }
+            start = end;
         }
         self.metrics.model_evictions.inc_by(evicted);
         self.metrics

@@ -66,7 +66,10 @@ pub enum EstimateError {
 /// # Errors
 /// Too little or too sparse history, or no ETS model fitted.
 pub fn estimate(values: &[f64], start_ms: i64, bucket_ms: i64) -> Result<Estimate, EstimateError> {
-    let first = values.iter().position(|v| v.is_finite()).unwrap_or(values.len());
+    let first = values
+        .iter()
+        .position(|v| v.is_finite())
+        .unwrap_or(values.len());
     let values = &values[first..];
     let start_ms = start_ms + first as i64 * bucket_ms;
     let observed = values.iter().filter(|v| v.is_finite()).count();
@@ -74,7 +77,10 @@ pub fn estimate(values: &[f64], start_ms: i64, bucket_ms: i64) -> Result<Estimat
         return Err(EstimateError::TooShort(observed));
     }
     if observed * 5 < values.len() * 4 {
-        return Err(EstimateError::TooSparse(values.len() - observed, values.len()));
+        return Err(EstimateError::TooSparse(
+            values.len() - observed,
+            values.len(),
+        ));
     }
     let y = fill_gaps(values);
     let plain = best_ets(&y).ok_or(EstimateError::NoModel)?;
@@ -256,7 +262,11 @@ fn best_ets(y: &[f64]) -> Option<Smoothing> {
     for &alpha in &ALPHAS {
         for trend in [false, true] {
             let (trend_component, beta, phi) = if trend {
-                (TrendComponent::Additive, alpha * TREND_BETA_RATIO, TREND_PHI)
+                (
+                    TrendComponent::Additive,
+                    alpha * TREND_BETA_RATIO,
+                    TREND_PHI,
+                )
             } else {
                 (TrendComponent::None, f64::NAN, f64::NAN)
             };

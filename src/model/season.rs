@@ -145,6 +145,28 @@ impl Profile {
             .max()
             .unwrap_or(0)
     }
+
+    /// Replaces the fine offsets by fitted ones (values at the bucket centres), coarsening
+    /// the unit if they need it; the coarse offsets are kept. O(31), once per adopted fit.
+    pub fn set_fine(&mut self, fine: &[f64; FINE_BUCKETS]) {
+        let max = fine.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        if !max.is_finite() {
+            return;
+        }
+        if self.unit == 0.0 {
+            if max == 0.0 {
+                return;
+            }
+            self.unit = (max / 16_000.0) as f32;
+        }
+        while max / self.unit as f64 > HIGH {
+            self.coarsen();
+        }
+        let unit = self.unit as f64;
+        for (b, v) in self.fine.iter_mut().zip(fine) {
+            *b = (v / unit).round() as i16;
+        }
+    }
 }
 
 #[cfg(test)]

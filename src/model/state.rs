@@ -290,4 +290,27 @@ impl Model {
             upper: forecast + half,
         })
     }
+    /// Switches the model from parameters `old` to fitted ones `new` (background fitting),
+    /// optionally seeding the fine seasonal profile with fitted offsets at the bucket
+    /// centres. The level is moved so that the seasonal part of the forecast at the last
+    /// sample's phase changes nothing: the switch does not jump the forecast.
+    pub fn seed_profile(
+        &mut self,
+        old: &Params,
+        new: &Params,
+        fine: Option<&[f64; super::FINE_BUCKETS]>,
+    ) {
+        if self.last_ts == i64::MIN {
+            if let Some(fine) = fine {
+                self.profile.set_fine(fine);
+            }
+            return;
+        }
+        let before = self.season_forecast(old, &Phase::of(old, self.last_ts));
+        if let Some(fine) = fine {
+            self.profile.set_fine(fine);
+        }
+        let after = self.season_forecast(new, &Phase::of(new, self.last_ts));
+        self.level += before - after;
+    }
 }
