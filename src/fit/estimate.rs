@@ -140,7 +140,7 @@ fn season_length(y: &[f64]) -> Option<usize> {
     let mean = y.iter().sum::<f64>() / y.len() as f64;
     let centred: Vec<f64> = y.iter().map(|v| v - mean).collect();
     let var = centred.iter().map(|v| v * v).sum::<f64>();
-    if !(var > 0.0) {
+    if var.is_nan() || var <= 0.0 {
         return None;
     }
     let acf = |lag: usize| -> f64 {
@@ -315,8 +315,8 @@ fn fill_gaps(values: &[f64]) -> Vec<f64> {
         match last {
             Some(j) if i > j + 1 => {
                 let (a, b) = (out[j], out[i]);
-                for k in j + 1..i {
-                    out[k] = a + (b - a) * (k - j) as f64 / (i - j) as f64;
+                for (k, v) in out.iter_mut().enumerate().take(i).skip(j + 1) {
+                    *v = a + (b - a) * (k - j) as f64 / (i - j) as f64;
                 }
             }
             None => out[..i].iter_mut().for_each(|v| *v = values[i]),

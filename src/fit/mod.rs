@@ -297,7 +297,7 @@ impl Fitter {
                 }
             }
             let room = make_room.saturating_sub(shard.free.len() + idle.len());
-            flat.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            flat.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
             for i in idle
                 .into_iter()
                 .chain(flat.into_iter().take(room).map(|f| f.1))
