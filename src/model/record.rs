@@ -64,7 +64,11 @@ impl Model {
             seen: r.seen,
             run: r.run,
             flags: r.flags,
-            profile: Profile { unit: r.profile_unit, fine: r.profile_fine, coarse: r.profile_coarse },
+            profile: Profile {
+                unit: r.profile_unit,
+                fine: r.profile_fine,
+                coarse: r.profile_coarse,
+            },
         }
     }
 }
