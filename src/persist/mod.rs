@@ -80,6 +80,7 @@ fn write_all(models: &Models, path: &Path) -> Result<(u64, u64), SnapshotError> 
                     key: *key,
                     rule: *rule,
                     state: m.to_record(),
+                    params: Default::default(),
                 })
                 .collect();
             writer.push(&rows)?;

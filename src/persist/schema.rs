@@ -20,10 +20,26 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use crate::model::{ModelRecord, COARSE_BUCKETS, FINE_BUCKETS};
 
 /// The schema version this omen writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Metadata key carrying the version.
 pub const VERSION_KEY: &str = "omen.schema_version";
+
+/// Metadata key saying what a file holds (`models`; the learning core's input is `history`).
+pub const KIND_KEY: &str = "omen.kind";
+
+/// Per-series parameters; `None` = the rule's default. Written by the learning core (and by
+/// omen for parameters its background fitter estimated).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SeriesParams {
+    pub alpha: Option<f64>,
+    pub beta: Option<f64>,
+    pub phi: Option<f64>,
+    pub gamma_fine: Option<f64>,
+    pub gamma_coarse: Option<f64>,
+    pub season_fine_ms: Option<i64>,
+    pub season_coarse_ms: Option<i64>,
+}
 
 /// One modeled series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,6 +49,7 @@ pub struct Row {
     /// Index of the model rule the state was built under.
     pub rule: u16,
     pub state: ModelRecord,
+    pub params: SeriesParams,
 }
 
 fn list(name: &str, len: usize) -> Field {
@@ -70,8 +87,18 @@ pub fn schema() -> SchemaRef {
         Field::new("profile_unit", DataType::Float32, false),
         list("profile_fine", FINE_BUCKETS),
         list("profile_coarse", COARSE_BUCKETS),
+        Field::new("alpha", DataType::Float64, true),
+        Field::new("beta", DataType::Float64, true),
+        Field::new("phi", DataType::Float64, true),
+        Field::new("gamma_fine", DataType::Float64, true),
+        Field::new("gamma_coarse", DataType::Float64, true),
+        Field::new("season_fine_ms", DataType::Int64, true),
+        Field::new("season_coarse_ms", DataType::Int64, true),
     ];
-    let meta = HashMap::from([(VERSION_KEY.to_string(), SCHEMA_VERSION.to_string())]);
+    let meta = HashMap::from([
+        (VERSION_KEY.to_string(), SCHEMA_VERSION.to_string()),
+        (KIND_KEY.to_string(), "models".to_string()),
+    ]);
     Arc::new(Schema::new_with_metadata(fields, meta))
 }
 
@@ -120,6 +147,33 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch, arrow_schema::ArrowError> {
         col!(Float32Array, |r| r.state.profile_unit),
         profile_column(rows, FINE_BUCKETS, |s| &s.profile_fine),
         profile_column(rows, COARSE_BUCKETS, |s| &s.profile_coarse),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.params.alpha)
+                .collect::<Float64Array>(),
+        ),
+        Arc::new(rows.iter().map(|r| r.params.beta).collect::<Float64Array>()),
+        Arc::new(rows.iter().map(|r| r.params.phi).collect::<Float64Array>()),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.params.gamma_fine)
+                .collect::<Float64Array>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.params.gamma_coarse)
+                .collect::<Float64Array>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.params.season_fine_ms)
+                .collect::<Int64Array>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.params.season_coarse_ms)
+                .collect::<Int64Array>(),
+        ),
     ];
     RecordBatch::try_new(schema(), columns)
 }
@@ -193,6 +247,14 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Row>, String> {
     let unit = c(16).as_primitive::<Float32Type>();
     let fine = c(17).as_fixed_size_list();
     let coarse = c(18).as_fixed_size_list();
+    let opt_f64 = |i: usize, row: usize| {
+        let a = c(i).as_primitive::<Float64Type>();
+        a.is_valid(row).then(|| a.value(row))
+    };
+    let opt_i64 = |i: usize, row: usize| {
+        let a = c(i).as_primitive::<Int64Type>();
+        a.is_valid(row).then(|| a.value(row))
+    };
     let fine_values = fine.values().as_primitive::<Int16Type>();
     let coarse_values = coarse.values().as_primitive::<Int16Type>();
     let mut rows = Vec::with_capacity(batch.num_rows());
@@ -222,6 +284,15 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Row>, String> {
                 profile_unit: unit.value(i),
                 profile_fine,
                 profile_coarse,
+            },
+            params: SeriesParams {
+                alpha: opt_f64(19, i),
+                beta: opt_f64(20, i),
+                phi: opt_f64(21, i),
+                gamma_fine: opt_f64(22, i),
+                gamma_coarse: opt_f64(23, i),
+                season_fine_ms: opt_i64(24, i),
+                season_coarse_ms: opt_i64(25, i),
             },
         });
     }

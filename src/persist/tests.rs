@@ -9,6 +9,7 @@ use arrow_schema::{DataType, Field, Schema};
 use super::*;
 use crate::config::Config;
 use crate::model::{Kind, ModelSettings, Params};
+use crate::persist::schema::SeriesParams;
 
 fn models(max_series: usize) -> Models {
     let yaml = format!("downstream: {{url: 'http://h:1/p'}}\nmodels: {{max_series: {max_series}, rules: [{{match: up}}]}}");
@@ -130,7 +131,10 @@ fn bad_files_are_named_and_counted() {
     std::fs::write(&empty, b"").unwrap();
 
     let wrong = d.join("wrong.arrow");
-    let meta = HashMap::from([(schema::VERSION_KEY.to_string(), "1".to_string())]);
+    let meta = HashMap::from([(
+        schema::VERSION_KEY.to_string(),
+        schema::SCHEMA_VERSION.to_string(),
+    )]);
     let other = Arc::new(Schema::new_with_metadata(
         vec![Field::new("key", DataType::UInt64, false)],
         meta,
@@ -155,6 +159,7 @@ fn bad_files_are_named_and_counted() {
         key: 42,
         rule: 0,
         state: Model::new(Kind::Gauge).to_record(),
+        params: Default::default(),
     };
     let batch = schema::to_batch(&[row, row]).unwrap();
     write_batch(&duplicate, schema::schema(), &[batch]);
@@ -196,4 +201,36 @@ fn bad_files_are_named_and_counted() {
             path.display()
         );
     }
+}
+
+#[test]
+fn rows_with_parameters_round_trip_through_a_batch() {
+    let mut state = Model::new(Kind::Counter).to_record();
+    state.level = 12.5;
+    state.profile_fine[3] = -7;
+    let rows = [
+        Row {
+            key: 1,
+            rule: 3,
+            state,
+            params: SeriesParams::default(),
+        },
+        Row {
+            key: 2,
+            rule: 0,
+            state,
+            params: SeriesParams {
+                alpha: Some(0.25),
+                beta: Some(0.1),
+                phi: Some(0.95),
+                gamma_fine: None,
+                gamma_coarse: Some(0.01),
+                season_fine_ms: Some(86_400_000),
+                season_coarse_ms: None,
+            },
+        },
+    ];
+    let batch = schema::to_batch(&rows).unwrap();
+    schema::check(&batch.schema()).unwrap();
+    assert_eq!(schema::from_batch(&batch).unwrap(), rows);
 }
