@@ -333,6 +333,43 @@ impl Models {
         retired
     }
 
+    /// Number of shards, for [`Models::entries`].
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// A copy of one shard's models as (key, rule, model), least recently used first, so
+    /// that re-inserting them in this order restores the recency order. Holds the shard's
+    /// lock only while copying.
+    pub fn entries(&self, shard: usize) -> Vec<(u64, u16, Model)> {
+        let shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+        shard
+            .iter()
+            .rev()
+            .map(|(k, e)| (*k, e.rule, e.model))
+            .collect()
+    }
+
+    /// Inserts a restored or imported model as the most recently used.
+    pub fn insert(&self, key: u64, rule: u16, model: Model) {
+        let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((old, _)) = shard.push(key, Entry { model, rule }) {
+            if old != key {
+                self.metrics.model_evictions.inc();
+            }
+        }
+        if let Some(ts) = model.last_timestamp() {
+            self.newest_ms.fetch_max(ts, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops every model (a restore that failed half-way starts empty).
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
     /// Models in memory.
     pub fn len(&self) -> usize {
         self.shards

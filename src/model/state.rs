@@ -314,3 +314,7 @@ impl Model {
         self.level += before - after;
     }
 }
+
+#[path = "record.rs"]
+mod record;
+pub use record::ModelRecord;
