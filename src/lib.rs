@@ -10,6 +10,7 @@
 //! - [`route`]: per-series decision (forward? model?), cached by label-set hash.
 //! - [`pipeline`]: one request end to end: scan, route, build, forward, answer.
 //! - [`derive`]: per-series model state, tentative updates and derived series.
+//! - [`fit`]: compact histories and background fitting with augurs (off the request path).
 //! - [`persist`]: model snapshots in Arrow IPC files, restored at start.
 //! - [`forward`]: the downstream client and the mapping of its answers.
 //! - [`metrics`]: self-metrics.
