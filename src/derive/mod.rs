@@ -255,11 +255,11 @@ impl Models {
     /// Makes a request's tentative updates permanent. A model that another request
     /// committed meanwhile keeps that request's state (the later writer does not win
     /// blindly), so concurrent retries cannot double-apply samples.
-    pub fn commit(&self, mut tentative: Tentative) {
+    pub fn commit(&self, tentative: Tentative) {
         let mut evicted = 0u64;
         let settings = self.settings.load();
         let mut applied = vec![false; tentative.updates.len()];
-        for (i, (key, base, entry)) in tentative.updates.iter_mut().enumerate() {
+        for (i, (key, base, entry)) in tentative.updates.iter().enumerate() {
             let (key, base) = (*key, *base);
             let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
             let adopt = |model: &mut Model| {

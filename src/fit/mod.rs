@@ -47,6 +47,8 @@ pub struct Fitter {
     ready: Condvar,
     /// Fits published but not yet adopted: lets `adopt` skip its lock when there are none.
     pending: AtomicUsize,
+    /// Series with an adopted fit: lets `params` skip its lock while there are none.
+    adopted: AtomicUsize,
     live: AtomicUsize,
     /// Admissions refused since the last sweep (the sweep then makes room).
     rejected: AtomicU64,
@@ -103,6 +105,7 @@ impl Fitter {
             backlog: Mutex::new(Backlog::default()),
             ready: Condvar::new(),
             pending: AtomicUsize::new(0),
+            adopted: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -127,10 +130,21 @@ impl Fitter {
 
     /// The parameters to model series `key` with: the rule's, overridden by the adopted fit.
     pub fn params(&self, key: u64, rule: &Params) -> Option<Params> {
+        if self.adopted.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
         let shard = lock(self.shard(key));
         let i = *shard.index.get(&key)?;
         let fitted = shard.slots[i as usize].history.active?;
         Some(apply(&fitted, rule))
+    }
+
+    /// The fit series `key` runs with, if any (per-sample units), e.g. for a snapshot's
+    /// per-series parameters.
+    pub fn adopted(&self, key: u64) -> Option<Fitted> {
+        let shard = lock(self.shard(key));
+        let i = *shard.index.get(&key)?;
+        shard.slots[i as usize].history.active
     }
 
     /// Adopts a finished fit for `key`, if one waits: from now on the series is modeled with
@@ -150,7 +164,9 @@ impl Fitter {
         self.pending.fetch_sub(1, Ordering::Relaxed);
         let old = h.active.map_or(*rule, |f| apply(&f, rule));
         let next = apply(&new, rule);
-        h.active = Some(new);
+        if h.active.replace(new).is_none() {
+            self.adopted.fetch_add(1, Ordering::Relaxed);
+        }
         drop(shard);
         let profile = (new.season_ms > 0 && next.season_fine_ms == new.season_ms).then(|| {
             let mut p = [0.0; FINE_BUCKETS];
@@ -307,6 +323,9 @@ impl Fitter {
                 let h = &mut shard.slots[i].history;
                 if h.pending.take().is_some() {
                     self.pending.fetch_sub(1, Ordering::Relaxed);
+                }
+                if h.active.take().is_some() {
+                    self.adopted.fetch_sub(1, Ordering::Relaxed);
                 }
                 shard.free.push(i as u32);
                 evicted += 1;
