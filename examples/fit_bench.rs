@@ -93,7 +93,7 @@ fn main() {
             gamma: f64::NAN,
             phi: if trend { 0.9 } else { f64::NAN },
         })
-        .max_iterations(200)
+        .max_iterations(60)
         .fit(&y)
         .is_ok()
     };

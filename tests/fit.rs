@@ -95,7 +95,15 @@ models:
             }
         }
     }
-    (fitted.into_iter().map(|s| s.1).collect(), default)
+    let fitted: Vec<f64> = fitted.into_iter().map(|s| s.1).collect();
+    eprintln!(
+        "period {period} ms: fitted {:.4} over 1, median {:.3}; default {:.4} over 1, median {:.3}",
+        over_one(&fitted),
+        median(&fitted),
+        over_one(&default),
+        median(&default)
+    );
+    (fitted, default)
 }
 
 fn over_one(v: &[f64]) -> f64 {
