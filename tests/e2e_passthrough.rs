@@ -280,6 +280,13 @@ fn victoriametrics_receiver_gets_the_whitelisted_samples() {
         assert!(allowed.contains(l), "VictoriaMetrics has {} which the whitelist does not keep", show(l));
     }
     assert!(at_vm.contains(&label_set(&[("__name__", "up"), ("instance", &format!("127.0.0.1:{}", c.omen.port)), ("job", "omen")])));
+    // Queryable with PromQL: both targets are up, as the sender saw them.
+    let up = c.receiver.query("up", t).expect("PromQL query on VictoriaMetrics");
+    let mut jobs: Vec<(&str, f64)> = up.iter().map(|(l, v)| (job_of(l), *v)).collect();
+    jobs.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(jobs, vec![("omen", 1.0), ("prometheus", 1.0)], "`up` on VictoriaMetrics");
+    let dropped = c.receiver.query(r#"count({__name__=~"go_.*|scrape_series_added"})"#, t).expect("PromQL query");
+    assert!(dropped.is_empty(), "VictoriaMetrics holds series the whitelist drops: {dropped:?}");
     eprintln!("victoriametrics: {} series / {} samples delivered exactly", expected.len(), sample_count(&expected));
     c.omen.stop_cleanly();
 }
