@@ -128,26 +128,27 @@ fn assert_meaningful(sender: &Prometheus, expected: &SeriesSet, t_ms: i64) {
     assert!(expected.values().all(|s| !s.is_empty()));
 }
 
-/// Polls `receiver_at(T)` until it equals `expected` exactly.
-fn wait_exact(what: &str, expected: &SeriesSet, receiver_at: impl FnMut() -> Result<SeriesSet, String>) {
-    wait_same(what, expected, diff, receiver_at)
-}
-
+/// Polls until the receiver's samples at `T` equal the sender's kept
+/// samples at `T` (compared by `diff`), and returns them. The sender side is
+/// re-read on every poll too, so a scrape committed late on a loaded machine
+/// cannot make the comparison fail.
 fn wait_same(
     what: &str,
-    expected: &SeriesSet,
+    sender: &Prometheus,
+    t_ms: i64,
     diff: fn(&SeriesSet, &SeriesSet) -> String,
     mut receiver_at: impl FnMut() -> Result<SeriesSet, String>,
-) {
+) -> SeriesSet {
     wait_for(what, DELIVERY_TIMEOUT, || {
+        let expected = sender_kept(sender, t_ms);
         let got = receiver_at()?;
-        let d = diff(expected, &got);
+        let d = diff(&expected, &got);
         if d.is_empty() {
-            Ok(())
+            Ok(expected)
         } else {
-            Err(format!("receiver differs from sender ({} vs {} samples):\n{d}", sample_count(&got), sample_count(expected)))
+            Err(format!("receiver differs from sender ({} vs {} samples):\n{d}", sample_count(&got), sample_count(&expected)))
         }
-    });
+    })
 }
 
 fn omen_metric(omen: &Omen, name: &str, labels: &[&str]) -> f64 {
@@ -170,11 +171,10 @@ fn wait_for_scrapes(what: &str, n: usize, mut up_at_now: impl FnMut() -> Result<
 }
 
 fn check_forwarded_exactly(c: &Chain<Prometheus>, t_ms: i64) -> SeriesSet {
-    let expected = sender_kept(&c.sender, t_ms);
-    assert_meaningful(&c.sender, &expected, t_ms);
-    wait_exact("the receiver to hold exactly the whitelisted samples", &expected, || {
+    let expected = wait_same("the receiver to hold exactly the whitelisted samples", &c.sender, t_ms, diff, || {
         c.receiver.raw_samples(&format!("{ALL}[1h]"), t_ms)
     });
+    assert_meaningful(&c.sender, &expected, t_ms);
     // No other series at any time, including samples newer than T.
     let allowed = sender_kept_series(&c.sender);
     let at_receiver = c.receiver.series(ALL).expect("series on receiver");
@@ -189,7 +189,7 @@ fn check_forwarded_exactly(c: &Chain<Prometheus>, t_ms: i64) -> SeriesSet {
 fn prometheus_receiver_gets_exactly_the_whitelisted_samples() {
     let Some(mut c) = start_chain("exact", prometheus_receiver) else { return };
     wait_for_scrapes("10 scrapes to arrive", 10, || c.receiver.raw_samples("up[1h]", now_ms()));
-    let t = now_ms() - 2_000;
+    let t = now_ms() - 3_000;
     let expected = check_forwarded_exactly(&c, t);
 
     let received = omen_metric(&c.omen, "omen_received_samples_total", &[]);
@@ -231,7 +231,7 @@ fn receiver_outage_of_30s_loses_no_sample() {
         let after = up.values().flatten().filter(|s| s.t_ms > t_up + 3_000).count();
         if after > 0 { Ok(()) } else { Err("no sample newer than the restart yet".into()) }
     });
-    let t = now_ms() - 2_000;
+    let t = now_ms() - 3_000;
     let expected = check_forwarded_exactly(&c, t);
 
     let during: usize = expected
@@ -263,16 +263,18 @@ fn victoriametrics_receiver_gets_the_whitelisted_samples() {
         return;
     };
     wait_for_scrapes("10 scrapes to arrive", 10, || c.receiver.export("up", start, now_ms()));
-    let t = now_ms() - 2_000;
-    let expected = sender_kept(&c.sender, t);
-    assert_meaningful(&c.sender, &expected, t);
+    let t = now_ms() - 3_000;
     // VictoriaMetrics keeps Prometheus stale markers as NaN samples, which a
     // range query on the sender never returns, so NaNs are left out; and it
     // stores values to 12 significant digits. Series and timestamps: exact.
-    let expected = series::without_nan(&expected);
-    wait_same("VictoriaMetrics to hold exactly the whitelisted samples", &expected, series::diff_12_digits, || {
-        Ok(series::without_nan(&c.receiver.export(r#"{__name__!=""}"#, start, t)?))
-    });
+    let expected = wait_same(
+        "VictoriaMetrics to hold exactly the whitelisted samples",
+        &c.sender,
+        t,
+        |want, got| series::diff_12_digits(&series::without_nan(want), got),
+        || Ok(series::without_nan(&c.receiver.export(r#"{__name__!=""}"#, start, t)?)),
+    );
+    assert_meaningful(&c.sender, &expected, t);
     let allowed = sender_kept_series(&c.sender);
     let at_vm = c.receiver.series(r#"{__name__!=""}"#, start).expect("series on VictoriaMetrics");
     assert!(at_vm.len() >= expected.len(), "VictoriaMetrics lists {} series, {} expected", at_vm.len(), expected.len());
