@@ -198,6 +198,46 @@ fn wait_same(
     })
 }
 
+/// Nothing was lost on the way: the sender never gave up on a sample, and
+/// every answer omen gave it was a success or a retryable 5xx (Prometheus
+/// drops data on a 4xx), and the sender could parse omen's `/metrics`.
+fn assert_nothing_dropped(c: &Chain<impl Sized>, expected: &SeriesSet) {
+    let sender_metrics = c.sender.metrics().expect("sender /metrics");
+    for name in [
+        "prometheus_remote_storage_samples_failed_total",
+        "prometheus_remote_storage_samples_dropped_total",
+    ] {
+        let v = metric_sum(&sender_metrics, name, &[]);
+        assert!(
+            v == Some(0.0),
+            "the sender lost samples: {name} = {v:?}"
+        );
+    }
+    let text = c.omen.metrics().expect("omen /metrics");
+    let all = metric_sum(&text, "omen_requests_total", &[]).unwrap_or(0.0);
+    let ok = ["200", "204", "500", "502", "503", "504"]
+        .iter()
+        .map(|code| {
+            metric_sum(&text, "omen_requests_total", &[&format!("code=\"{code}\"")]).unwrap_or(0.0)
+        })
+        .sum::<f64>();
+    assert!(
+        all > 0.0 && all == ok,
+        "omen answered the sender with a non-retryable error:\n{}",
+        text.lines()
+            .filter(|l| l.starts_with("omen_requests_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let omen_up_once = expected.iter().any(|(l, s)| {
+        l["__name__"] == "up" && job_of(l) == "omen" && s.iter().any(|x| x.value() == 1.0)
+    });
+    assert!(
+        omen_up_once,
+        "the sender never scraped omen's /metrics successfully"
+    );
+}
+
 fn omen_metric(omen: &Omen, name: &str, labels: &[&str]) -> f64 {
     let text = omen.metrics().expect("omen /metrics");
     metric_sum(&text, name, labels)
@@ -284,6 +324,7 @@ fn prometheus_receiver_gets_exactly_the_whitelisted_samples() {
         expected.len(),
         sample_count(&expected)
     );
+    assert_nothing_dropped(&c, &expected);
     c.omen.stop_cleanly();
 }
 
@@ -360,6 +401,7 @@ fn receiver_outage_of_30s_loses_no_sample() {
         "outage: {during} samples of up{{job=\"omen\"}} scraped during the outage all arrived; omen answered {r503} 503s; sender retried {retried:?} samples; {} samples checked",
         sample_count(&expected)
     );
+    assert_nothing_dropped(&c, &expected);
     c.omen.stop_cleanly();
 }
 
@@ -445,5 +487,6 @@ fn victoriametrics_receiver_gets_the_whitelisted_samples() {
         expected.len(),
         sample_count(&expected)
     );
+    assert_nothing_dropped(&c, &expected);
     c.omen.stop_cleanly();
 }
