@@ -160,7 +160,7 @@ impl Model {
     }
 
     fn season_forecast(&self, p: &Params, ph: &Phase) -> f64 {
-        if p.season_gate && !(self.err_season < self.err_plain) {
+        if p.season_gate && self.err_season >= self.err_plain {
             return 0.0;
         }
         self.profile.value(ph)
