@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::derive::Models;
 use crate::forward::{Forwarder, ForwarderSettings};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
@@ -20,11 +21,15 @@ pub struct State {
     pub pipeline: Pipeline,
     /// Write requests allowed in flight; beyond, 503 + Retry-After.
     pub limit: Arc<Semaphore>,
+    /// The `Authorization` header a writer must send, if `server.auth` is set.
+    pub required_auth: Option<Vec<u8>>,
 }
 
 /// The application: current state, metrics, and where the config came from.
 pub struct App {
     state: ArcSwap<State>,
+    /// Outlives config reloads: a reload never drops models.
+    models: Arc<Models>,
     metrics: Metrics,
     config_path: PathBuf,
 }
@@ -34,12 +39,16 @@ impl App {
     pub fn new(config: Config, config_path: PathBuf, metrics: Metrics) -> App {
         let forwarder = Forwarder::new(
             ForwarderSettings::from_config(&config.downstream),
+            config.downstream.tls.clone(),
             metrics.clone(),
         );
         let limit = Arc::new(Semaphore::new(config.server.max_concurrent_requests));
-        let pipeline = build_pipeline(&config, forwarder, &metrics);
+        let models = Arc::new(Models::new(&config.models, metrics.clone()));
+        let pipeline = build_pipeline(&config, models.clone(), forwarder, &metrics);
         App {
+            models,
             state: ArcSwap::from_pointee(State {
+                required_auth: config.server.auth.authorization().map(String::into_bytes),
                 config,
                 pipeline,
                 limit,
@@ -56,6 +65,11 @@ impl App {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The models, shared by every pipeline this app builds.
+    pub fn models(&self) -> &Arc<Models> {
+        &self.models
     }
 
     /// Re-reads the config file and swaps it in. In-flight requests finish on the old
@@ -80,18 +94,23 @@ impl App {
         if config.server.listen != old.config.server.listen {
             tracing::warn!(old = %old.config.server.listen, new = %config.server.listen, "server.listen changes only on restart");
         }
-        let forwarder = old
-            .pipeline
-            .forwarder()
-            .with_settings(ForwarderSettings::from_config(&config.downstream));
+        // A fresh pool: the URL, TLS or credentials may have changed. In-flight requests
+        // finish on the old one.
+        let forwarder = Forwarder::new(
+            ForwarderSettings::from_config(&config.downstream),
+            config.downstream.tls.clone(),
+            self.metrics.clone(),
+        );
         let limit =
             if config.server.max_concurrent_requests == old.config.server.max_concurrent_requests {
                 old.limit.clone()
             } else {
                 Arc::new(Semaphore::new(config.server.max_concurrent_requests))
             };
-        let pipeline = build_pipeline(&config, forwarder, &self.metrics);
+        self.models.reconfigure(&config.models);
+        let pipeline = build_pipeline(&config, self.models.clone(), forwarder, &self.metrics);
         self.state.store(Arc::new(State {
+            required_auth: config.server.auth.authorization().map(String::into_bytes),
             config,
             pipeline,
             limit,
@@ -105,7 +124,12 @@ impl App {
     }
 }
 
-fn build_pipeline(config: &Config, forwarder: Forwarder, metrics: &Metrics) -> Pipeline {
+fn build_pipeline(
+    config: &Config,
+    models: Arc<Models>,
+    forwarder: Forwarder,
+    metrics: &Metrics,
+) -> Pipeline {
     let rules = config
         .models
         .rules
@@ -119,12 +143,16 @@ fn build_pipeline(config: &Config, forwarder: Forwarder, metrics: &Metrics) -> P
         max_labels_per_series: s.max_labels_per_series,
         max_label_name_length: s.max_label_name_length,
         max_label_value_length: s.max_label_value_length,
+        // Set per request from the wall clock and `future_tolerance`.
+        max_timestamp_ms: i64::MAX,
     };
     Pipeline::new(
         router,
+        models,
         forwarder,
         limits,
         s.max_decoded_bytes,
+        s.future_tolerance,
         metrics.clone(),
     )
 }

@@ -53,6 +53,7 @@ impl IngestError {
             IngestError::TooLarge(_) => "too_large",
             IngestError::Snappy(_) => "snappy",
             IngestError::Decode(DecodeError::TooManySeries { .. }) => "too_many_series",
+            IngestError::Decode(DecodeError::RemoteWrite2) => "remote_write_2",
             IngestError::Decode(_) => "protobuf",
             IngestError::Body(_) => "body",
             IngestError::InvalidSeries { .. } => "invalid_series",
@@ -67,10 +68,10 @@ impl IngestError {
 /// 415 for another type (including remote-write 2.0, not supported yet) or encoding.
 pub fn check_headers(headers: &HeaderMap) -> Result<(), IngestError> {
     if let Some(ct) = headers.get(CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        let ct = ct.to_str().unwrap_or("");
         let mut parts = ct.split(';').map(str::trim);
         let media = parts.next().unwrap_or("");
-        if media != "application/x-protobuf" {
+        if !media.eq_ignore_ascii_case("application/x-protobuf") {
             return Err(IngestError::UnsupportedMediaType(format!(
                 "unsupported Content-Type {ct:?}: expected application/x-protobuf (remote-write 1.0)"
             )));

@@ -9,8 +9,10 @@
 //! - [`wire`]: the hand-written remote-write scanner and writer (zero-copy hot path).
 //! - [`route`]: per-series decision (forward? model?), cached by label-set hash.
 //! - [`pipeline`]: one request end to end: scan, route, build, forward, answer.
+//! - [`derive`]: per-series model state, tentative updates and derived series.
+//! - [`persist`]: model snapshots in Arrow IPC files, restored at start.
 //! - [`forward`]: the downstream client and the mapping of its answers.
-//! - [`metrics`]: self-metrics.
+//! - [`metrics`], the self-metrics registry.
 //! - [`model`]: the per-series online forecasting model (pure: no I/O, no wall clock).
 //! - [`replay`]: `omen replay`, the model over CSV files (and NAB quality).
 //! - [`config`], [`selector`]: the YAML configuration, validated at start.
@@ -19,10 +21,13 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod derive;
 pub mod forward;
+pub mod idhash;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod persist;
 pub mod pipeline;
 pub mod proto;
 pub mod replay;
@@ -30,4 +35,5 @@ pub mod route;
 pub mod run;
 pub mod selector;
 pub mod server;
+pub mod tls;
 pub mod wire;

@@ -120,7 +120,7 @@ mod tests {
         check(r#"{__name__=~"http_.*", job="api"}"#, &http, true);
         check(r#"{__name__=~"http_.*", job="web"}"#, &http, false);
         check(r#"{__name__=~"http"}"#, &http, false); // regexes are fully anchored
-        check(r#"{__name__!~"http_.*"}"#, &up, true);
+        check(r#"{__name__!~"http_.*", job="api"}"#, &up, true);
         check(r#"up{job!="api"}"#, &up, false);
         check(r#"up{instance=""}"#, &up, true); // missing label reads as ""
         check(r#"up{instance!=""}"#, &up, false);

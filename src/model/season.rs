@@ -16,9 +16,9 @@ const LOW: i32 = 4_000;
 /// Additive seasonal offsets, in multiples of `unit`. A zero unit means "nothing learnt yet".
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Profile {
-    unit: f32,
-    fine: [i16; FINE_BUCKETS],
-    coarse: [i16; COARSE_BUCKETS],
+    pub(super) unit: f32,
+    pub(super) fine: [i16; FINE_BUCKETS],
+    pub(super) coarse: [i16; COARSE_BUCKETS],
 }
 
 /// Where a timestamp falls in the profile: two fine buckets with weights, one coarse bucket.

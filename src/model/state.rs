@@ -291,3 +291,7 @@ impl Model {
         })
     }
 }
+
+#[path = "record.rs"]
+mod record;
+pub use record::ModelRecord;

@@ -63,8 +63,8 @@ impl RequestWriter {
         for &(ts, v) in samples {
             self.buf.push(0x12);
             put_varint(&mut self.buf, sample_body_len(ts, v) as u64);
-            // proto3 omits zero-valued fields; +0.0 is all-zero bits, -0.0 and NaNs are not.
-            if v.to_bits() != 0 {
+            // proto3 omits zero-valued fields (Go and prost both treat -0.0 as zero); NaNs are kept.
+            if v != 0.0 {
                 self.buf.push(0x09);
                 self.buf.extend_from_slice(&v.to_bits().to_le_bytes());
             }
@@ -98,7 +98,7 @@ fn field_len(len: usize) -> usize {
 }
 
 fn sample_body_len(ts: i64, v: f64) -> usize {
-    (if v.to_bits() != 0 { 9 } else { 0 })
+    (if v != 0.0 { 9 } else { 0 })
         + (if ts != 0 {
             1 + super::proto::varint_len(ts as u64)
         } else {
