@@ -208,10 +208,7 @@ fn assert_nothing_dropped(c: &Chain<impl Sized>, expected: &SeriesSet) {
         "prometheus_remote_storage_samples_dropped_total",
     ] {
         let v = metric_sum(&sender_metrics, name, &[]);
-        assert!(
-            v == Some(0.0),
-            "the sender lost samples: {name} = {v:?}"
-        );
+        assert!(v == Some(0.0), "the sender lost samples: {name} = {v:?}");
     }
     let text = c.omen.metrics().expect("omen /metrics");
     let all = metric_sum(&text, "omen_requests_total", &[]).unwrap_or(0.0);
