@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::derive::Models;
 use crate::forward::{Forwarder, ForwarderSettings};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
@@ -25,6 +26,8 @@ pub struct State {
 /// The application: current state, metrics, and where the config came from.
 pub struct App {
     state: ArcSwap<State>,
+    /// Outlives config reloads: a reload never drops models.
+    models: Arc<Models>,
     metrics: Metrics,
     config_path: PathBuf,
 }
@@ -37,8 +40,10 @@ impl App {
             metrics.clone(),
         );
         let limit = Arc::new(Semaphore::new(config.server.max_concurrent_requests));
-        let pipeline = build_pipeline(&config, forwarder, &metrics);
+        let models = Arc::new(Models::new(&config.models, metrics.clone()));
+        let pipeline = build_pipeline(&config, models.clone(), forwarder, &metrics);
         App {
+            models,
             state: ArcSwap::from_pointee(State {
                 config,
                 pipeline,
@@ -56,6 +61,11 @@ impl App {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The models, shared by every pipeline this app builds.
+    pub fn models(&self) -> &Arc<Models> {
+        &self.models
     }
 
     /// Re-reads the config file and swaps it in. In-flight requests finish on the old
@@ -90,7 +100,8 @@ impl App {
             } else {
                 Arc::new(Semaphore::new(config.server.max_concurrent_requests))
             };
-        let pipeline = build_pipeline(&config, forwarder, &self.metrics);
+        self.models.reconfigure(&config.models);
+        let pipeline = build_pipeline(&config, self.models.clone(), forwarder, &self.metrics);
         self.state.store(Arc::new(State {
             config,
             pipeline,
@@ -105,7 +116,12 @@ impl App {
     }
 }
 
-fn build_pipeline(config: &Config, forwarder: Forwarder, metrics: &Metrics) -> Pipeline {
+fn build_pipeline(
+    config: &Config,
+    models: Arc<Models>,
+    forwarder: Forwarder,
+    metrics: &Metrics,
+) -> Pipeline {
     let rules = config
         .models
         .rules
@@ -122,6 +138,7 @@ fn build_pipeline(config: &Config, forwarder: Forwarder, metrics: &Metrics) -> P
     };
     Pipeline::new(
         router,
+        models,
         forwarder,
         limits,
         s.max_decoded_bytes,

@@ -9,6 +9,7 @@
 //! - [`wire`]: the hand-written remote-write scanner and writer (zero-copy hot path).
 //! - [`route`]: per-series decision (forward? model?), cached by label-set hash.
 //! - [`pipeline`]: one request end to end: scan, route, build, forward, answer.
+//! - [`derive`]: per-series model state, tentative updates and derived series.
 //! - [`forward`]: the downstream client and the mapping of its answers.
 //! - [`metrics`]: self-metrics.
 //! - [`model`]: the per-series online forecasting model (pure: no I/O, no wall clock).
@@ -19,6 +20,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod derive;
 pub mod forward;
 pub mod ingest;
 pub mod metrics;

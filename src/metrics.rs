@@ -28,6 +28,12 @@ pub struct Metrics {
     pub route_cache_entries: IntGauge,
     pub config_reloads: IntCounterVec,
     pub request_duration: HistogramVec,
+    /// Models in memory (set at scrape time).
+    pub models: IntGauge,
+    pub model_evictions: IntCounter,
+    pub models_retired: IntCounter,
+    /// Derived samples (scores, forecasts, bounds, stale markers) delivered downstream.
+    pub derived_samples: IntCounter,
 }
 
 impl Metrics {
@@ -126,6 +132,16 @@ impl Metrics {
             route_cache_entries: gauge("omen_route_cache_entries", "Series whose route decision is cached."),
             config_reloads: counter_vec("omen_config_reloads_total", "Configuration reloads by result.", &["result"]),
             request_duration,
+            models: gauge("omen_models", "Per-series models in memory."),
+            model_evictions: counter(
+                "omen_model_evictions_total",
+                "Models evicted (least recently used) because models.max_series was reached.",
+            ),
+            models_retired: counter("omen_models_retired_total", "Models dropped after their series went stale."),
+            derived_samples: counter(
+                "omen_derived_samples_total",
+                "Derived samples (score, forecast, bounds) delivered downstream.",
+            ),
             registry,
         };
         m.dropped_samples.with_label_values(&["whitelist"]);

@@ -1,17 +1,20 @@
 //! One write request end to end (DESIGN §1): read and decode, route every series, build
 //! the single downstream request, send it, and turn the outcome into omen's answer.
 //!
-//! The seam for models: [`Pipeline::build`] sees every kept series with its labels and
-//! samples; derived series are appended to the same [`RequestWriter`] there, as tentative
-//! updates that [`Pipeline::write`] commits or discards by [`Outcome::commits`].
+//! Models: [`Pipeline::build`] sees every kept series with its labels and samples; the
+//! derived series of modeled ones are appended to the same [`RequestWriter`] right after
+//! their original, from tentative updates that [`Pipeline::write`] commits or discards by
+//! [`Outcome::commits`].
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::StatusCode;
 
+use crate::derive::{Models, Scratch, Tentative};
 use crate::forward::{Forwarder, Outcome};
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
@@ -52,11 +55,14 @@ pub struct Batch {
     pub dropped_invalid: [u64; InvalidSeries::ALL.len()],
     /// The first invalid series met: the reason for a 400 answer.
     pub first_invalid: Option<(InvalidSeries, String)>,
+    /// Model updates made for this request, committed only if downstream took it.
+    pub tentative: Tentative,
 }
 
 /// The data path, shared by all connections. Replaced as a whole on config reload.
 pub struct Pipeline {
     router: Router,
+    models: Arc<Models>,
     forwarder: Forwarder,
     limits: Limits,
     max_decoded_bytes: usize,
@@ -71,6 +77,7 @@ impl Pipeline {
     /// Assembles the data path.
     pub fn new(
         router: Router,
+        models: Arc<Models>,
         forwarder: Forwarder,
         limits: Limits,
         max_decoded_bytes: usize,
@@ -78,6 +85,7 @@ impl Pipeline {
     ) -> Pipeline {
         Pipeline {
             router,
+            models,
             forwarder,
             limits,
             max_decoded_bytes,
@@ -113,7 +121,10 @@ impl Pipeline {
             Ok(d) => d,
             Err(e) => return self.refuse(&e),
         };
-        let batch = match self.build(&decoded) {
+        let tenant = self
+            .forwarder
+            .tenant(headers.get(crate::forward::TENANT_HEADER));
+        let batch = match self.build(&decoded, tenant.map(|t| t.as_bytes())) {
             Ok(b) => b,
             Err(e) => return self.refuse(&IngestError::from(e)),
         };
@@ -139,10 +150,12 @@ impl Pipeline {
                 .tenant(headers.get(crate::forward::TENANT_HEADER));
             self.forwarder.send(body, tenant).await
         };
+        let first_invalid = batch.first_invalid.clone();
         if outcome.commits() {
             self.account(&batch);
+            self.models.commit(batch.tentative);
         }
-        match (&outcome, &batch.first_invalid) {
+        match (&outcome, &first_invalid) {
             (Outcome::Delivered, Some((reason, detail))) => {
                 let e = IngestError::InvalidSeries {
                     reason: *reason,
@@ -163,19 +176,22 @@ impl Pipeline {
         }
     }
 
-    /// Scans a decoded body and builds the downstream request from the kept series.
+    /// Scans a decoded body and builds the downstream request from the kept series and
+    /// the derived series of the modeled ones; model state is keyed by `tenant`.
     ///
     /// # Errors
     /// A [`DecodeError`] if the body is malformed anywhere: then nothing is forwarded.
-    pub fn build(&self, decoded: &[u8]) -> Result<Batch, DecodeError> {
+    pub fn build(&self, decoded: &[u8], tenant: Option<&[u8]>) -> Result<Batch, DecodeError> {
         let mut batch = Batch {
             writer: RequestWriter::with_capacity(decoded.len()),
             ..Batch::default()
         };
+        let mut scratch = Scratch::default();
         let mut items = wire::scan(decoded, self.limits);
         while let Some(item) = items.next()? {
             let series = match item {
                 wire::Item::Metadata(m) => {
+                    self.models.record_metadata(m.family, m.kind);
                     if self.router.keeps_family(m.family) {
                         batch.writer.push_raw_metadata(m.raw);
                         batch.metadata += 1;
@@ -215,6 +231,17 @@ impl Pipeline {
                 Ok(route) if route.forward => {
                     batch.writer.push_raw_series(series.raw);
                     batch.forwarded += samples;
+                    if let Some(rule) = route.rule {
+                        let key = Models::key(tenant, series.hash);
+                        self.models.derive(
+                            key,
+                            rule,
+                            &series,
+                            &mut batch.writer,
+                            &mut batch.tentative,
+                            &mut scratch,
+                        );
+                    }
                 }
                 Ok(_) => batch.dropped_whitelist += samples,
             }

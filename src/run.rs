@@ -54,6 +54,17 @@ async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
             let _ = reloader.reload();
         }
     });
+    let retirer = app.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            let retired = retirer.models().retire_stale();
+            if retired > 0 {
+                tracing::debug!(retired, "stale models retired");
+            }
+        }
+    });
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),

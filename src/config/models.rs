@@ -27,6 +27,9 @@ pub struct RuleConfig {
     /// Samples seen before anything is emitted.
     pub warmup: u32,
     pub seasonality: Seasonality,
+    /// Also model classic-histogram `_bucket` series (off by default: many series, and
+    /// their rates are better read through the histogram's quantiles).
+    pub histogram_buckets: bool,
 }
 
 /// Which derived series a rule emits.
@@ -186,6 +189,7 @@ fn build_rule(r: RawRule, key: &str) -> Result<RuleConfig, KeyError> {
         outputs,
         warmup,
         seasonality,
+        histogram_buckets: r.histogram_buckets.unwrap_or(false),
     })
 }
 

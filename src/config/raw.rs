@@ -72,6 +72,7 @@ pub struct RawRule {
     pub outputs: Option<Vec<String>>,
     pub warmup: Option<u64>,
     pub seasonality: Option<RawSeasonality>,
+    pub histogram_buckets: Option<bool>,
 }
 
 /// `auto`, `none`, or a list of periods such as `[1d, 7d]`.

@@ -7,6 +7,8 @@ use crate::config::{RuleConfig, Seasonality};
 
 const DAY_MS: i64 = 86_400_000;
 const WEEK_MS: i64 = 7 * DAY_MS;
+/// Default quantile miss rate of the tracked band.
+const TAIL: f64 = 0.002;
 
 /// The settings a rule gives the model, in plain form (built from a [`RuleConfig`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +88,8 @@ pub struct Params {
     /// errors falls outside: the band is an online quantile of the absolute one-step error.
     /// A single outlier widens it by a bounded factor, whatever its size.
     pub band_rate: f64,
-    /// Two-sided miss rate of the interval, `1 - confidence`.
+    /// Fraction of errors the tracked band leaves outside (a far quantile, tracked the same
+    /// way for every rule so scores rank alike whatever the confidence).
     pub tail: f64,
     /// Errors are clipped at this many band half-widths before they update level, trend and
     /// season, so one outlier does not drag the forecast.
@@ -98,8 +101,9 @@ pub struct Params {
     pub rel_floor: f64,
     /// Absolute scale floor.
     pub abs_floor: f64,
-    /// Initial band half-width in units of the mean absolute warm-up error: the rule's
-    /// confidence under a Laplace (heavy-tailed) error model.
+    /// Interval half-width at the rule's confidence, as a fraction of the tracked band:
+    /// `ln(1 / (1 - confidence)) / ln(1 / tail)`, the ratio of the two quantiles of a Laplace
+    /// (heavy-tailed) error. The score is the distance in these half-widths.
     pub width: f64,
     /// Samples before anything is emitted.
     pub warmup: u32,
@@ -140,12 +144,12 @@ impl Params {
             season_gate: gate,
             scale_rate: 0.02,
             band_rate: 0.2,
-            tail: 1.0 - confidence,
+            tail: TAIL,
             clip: 1.0,
             adopt_after: 4,
             rel_floor: 1e-4,
             abs_floor: 1e-9,
-            width: -(1.0 - confidence).ln(),
+            width: (1.0 - confidence).ln() / TAIL.ln(),
             warmup: settings.warmup,
             gap_reset_steps: 100.0,
             stale_grace_ms: 5 * 60_000,

@@ -25,8 +25,8 @@ pub struct Model {
     prev_raw: f64,
     /// Damped trend, value units per ms.
     trend: f32,
-    /// Half-width of the prediction interval (an online quantile of the absolute one-step
-    /// error at the rule's confidence); during warm-up, the mean absolute error.
+    /// The tracked band: an online far quantile (`Params::tail`) of the absolute one-step
+    /// error; during warm-up, the mean absolute error.
     band: f32,
     /// Mean absolute error of the forecast with the seasonal profile applied.
     err_season: f32,
@@ -194,18 +194,18 @@ impl Model {
         let warming = self.seen < p.warmup;
         let floor = (p.rel_floor * self.level.abs()).max(p.abs_floor);
         let band = if warming {
-            p.width * self.band as f64
+            -p.tail.ln() * self.band as f64
         } else {
             self.band as f64
         }
         .max(floor);
         // Missed scrapes: the error of a k-step forecast of a local level grows with k.
         let widen = (1.0 + (k - 1.0).max(0.0) * p.alpha * p.alpha).sqrt();
-        let half = band * widen;
+        let half = p.width * band * widen;
         let score = r.abs() / half;
 
         // Robust learning: clip the error, unless the same-side run says the level moved.
-        let outside = score > 1.0 && !warming;
+        let outside = r.abs() > band * widen && !warming;
         self.run = match (outside, r > 0.0) {
             (false, _) => 0,
             (true, true) => self.run.max(0).saturating_add(1),
@@ -240,7 +240,7 @@ impl Model {
         if warming {
             self.band += ((r.abs() - self.band as f64) / n) as f32;
             if self.seen + 1 == p.warmup {
-                self.band = (p.width * self.band as f64).max(floor) as f32;
+                self.band = (-p.tail.ln() * self.band as f64).max(floor) as f32;
             }
         } else if r.abs() > band {
             self.band = (band * p.band_rate.exp()) as f32;

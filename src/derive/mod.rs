@@ -1,0 +1,328 @@
+//! Derived series in the write path (DESIGN §1 steps 4–7, §3): the per-series models,
+//! kept in a bounded LRU keyed by (tenant, series); tentative updates made while a request
+//! is built; and the commit that makes them permanent only when downstream took the data.
+//!
+//! The model arithmetic lives in [`crate::model`]; this module owns state, keys, labels
+//! and emission.
+
+mod kinds;
+mod labels;
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+
+use lru::LruCache;
+
+pub use kinds::{is_bucket, FamilyKinds};
+
+use crate::config::{ModelsConfig, Outputs};
+use crate::metrics::Metrics;
+use crate::model::{Model, ModelSettings, Outcome, Params};
+use crate::wire::{Label, RequestWriter, SeriesView, STALE_NAN_BITS};
+
+const SHARDS: usize = 16;
+
+/// Metadata families remembered for counter detection.
+const FAMILY_CAPACITY: usize = 100_000;
+
+/// One rule in runtime form.
+#[derive(Debug, Clone)]
+struct Rule {
+    params: Params,
+    outputs: Outputs,
+    buckets: bool,
+}
+
+/// A stored model and the rule it was built for.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    model: Model,
+    rule: u16,
+}
+
+/// Names of the derived series, as bytes for the writer.
+#[derive(Debug, Clone)]
+struct Names {
+    score: Vec<u8>,
+    forecast: Vec<u8>,
+    lower: Vec<u8>,
+    upper: Vec<u8>,
+    label: Vec<u8>,
+}
+
+/// Rules and names: replaced as a whole on config reload.
+#[derive(Debug, Clone)]
+struct Settings {
+    rules: Vec<Rule>,
+    names: Names,
+}
+
+/// All models of this omen. Shared by requests; survives config reloads.
+pub struct Models {
+    shards: Vec<Mutex<LruCache<u64, Entry>>>,
+    settings: arc_swap::ArcSwap<Settings>,
+    families: FamilyKinds,
+    /// The newest sample timestamp committed: the model clock for retiring stale models.
+    newest_ms: AtomicI64,
+    metrics: Metrics,
+}
+
+/// Updates made while building one request; committed or discarded with it.
+#[derive(Debug, Default)]
+pub struct Tentative {
+    /// (key, last timestamp of the committed model it started from, updated entry).
+    updates: Vec<(u64, Option<i64>, Entry)>,
+    /// Index into `updates` per key, so a series repeated within a request continues
+    /// from its own tentative state.
+    index: HashMap<u64, usize>,
+    newest_ms: i64,
+    derived_samples: u64,
+}
+
+/// Per-request scratch buffers, reused across the series of a request.
+#[derive(Default)]
+pub struct Scratch {
+    labels: Vec<Label<'static>>,
+    score: Vec<(i64, f64)>,
+    forecast: Vec<(i64, f64)>,
+    lower: Vec<(i64, f64)>,
+    upper: Vec<(i64, f64)>,
+}
+
+impl Models {
+    /// Models with the `models:` section's limits, rules and names.
+    pub fn new(config: &ModelsConfig, metrics: Metrics) -> Models {
+        let per_shard =
+            NonZeroUsize::new(config.max_series.div_ceil(SHARDS).max(1)).expect("at least 1");
+        Models {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(LruCache::new(per_shard)))
+                .collect(),
+            settings: arc_swap::ArcSwap::from_pointee(settings(config)),
+            families: FamilyKinds::new(FAMILY_CAPACITY),
+            newest_ms: AtomicI64::new(i64::MIN),
+            metrics,
+        }
+    }
+
+    /// Takes new rules and names (config reload). Models whose rule index changed restart
+    /// on their next sample; `max_series` applies from the next restart.
+    pub fn reconfigure(&self, config: &ModelsConfig) {
+        self.settings.store(std::sync::Arc::new(settings(config)));
+    }
+
+    /// Remembers a metadata entry's type, for counter detection.
+    pub fn record_metadata(&self, family: &str, kind: u64) {
+        self.families.record(family, kind);
+    }
+
+    /// The key of a series for a tenant: tenants never share state.
+    pub fn key(tenant: Option<&[u8]>, series_hash: u64) -> u64 {
+        match tenant {
+            None => series_hash,
+            Some(t) => xxhash_rust::xxh3::xxh3_64_with_seed(t, series_hash),
+        }
+    }
+
+    /// Models one series of a request under `rule`: updates its model tentatively and
+    /// appends the derived series to `out`.
+    pub fn derive<'a>(
+        &self,
+        key: u64,
+        rule_index: u16,
+        series: &SeriesView<'a, '_>,
+        out: &mut RequestWriter,
+        tentative: &mut Tentative,
+        scratch: &mut Scratch,
+    ) {
+        if series.samples == 0 {
+            return;
+        }
+        let settings = self.settings.load();
+        let Some(rule) = settings.rules.get(usize::from(rule_index)) else {
+            return;
+        };
+        let name = series
+            .label(b"__name__")
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .unwrap_or("");
+        if is_bucket(name) && !rule.buckets {
+            return;
+        }
+        let slot = match tentative.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                let committed = self
+                    .shard(key)
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+                    .copied();
+                let entry = match committed {
+                    Some(e) if e.rule == rule_index => e,
+                    _ => Entry {
+                        model: Model::new(self.families.kind_of(name)),
+                        rule: rule_index,
+                    },
+                };
+                let base = committed.and_then(|e| e.model.last_timestamp());
+                tentative.updates.push((key, base, entry));
+                tentative.index.insert(key, tentative.updates.len() - 1);
+                tentative.updates.len() - 1
+            }
+        };
+        let model = &mut tentative.updates[slot].2.model;
+        let (score, forecast, lower, upper) = (
+            &mut scratch.score,
+            &mut scratch.forecast,
+            &mut scratch.lower,
+            &mut scratch.upper,
+        );
+        score.clear();
+        forecast.clear();
+        lower.clear();
+        upper.clear();
+        for (ts, value) in series.samples() {
+            match model.update(&rule.params, ts, value) {
+                Outcome::Scored(f) => {
+                    score.push((ts, f.score));
+                    forecast.push((ts, f.forecast));
+                    lower.push((ts, f.lower));
+                    upper.push((ts, f.upper));
+                }
+                Outcome::Stale => {
+                    let stale = f64::from_bits(STALE_NAN_BITS);
+                    for v in [&mut *score, &mut *forecast, &mut *lower, &mut *upper] {
+                        v.push((ts, stale));
+                    }
+                }
+                Outcome::Warming | Outcome::Ignored => continue,
+            }
+            tentative.newest_ms = tentative.newest_ms.max(ts);
+        }
+        if score.is_empty() {
+            return;
+        }
+        let names = &settings.names;
+        let mut labels = recycle(std::mem::take(&mut scratch.labels));
+        let o = rule.outputs;
+        let outputs = [
+            (o.score, &names.score, &*score),
+            (o.forecast, &names.forecast, &*forecast),
+            (o.bounds, &names.lower, &*lower),
+            (o.bounds, &names.upper, &*upper),
+        ];
+        for (on, name, samples) in outputs {
+            if on {
+                labels::derived(series.labels, name, &names.label, &mut labels);
+                out.push_series(&labels, samples);
+                tentative.derived_samples += samples.len() as u64;
+            }
+        }
+        scratch.labels = recycle(labels);
+    }
+
+    /// Makes a request's tentative updates permanent. A model that another request
+    /// committed meanwhile keeps that request's state (the later writer does not win
+    /// blindly), so concurrent retries cannot double-apply samples.
+    pub fn commit(&self, tentative: Tentative) {
+        let mut evicted = 0u64;
+        for (key, base, entry) in tentative.updates {
+            let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+            let current = shard.peek(&key).and_then(|e| e.model.last_timestamp());
+            if current != base && shard.contains(&key) {
+                continue;
+            }
+            if let Some((old_key, _)) = shard.push(key, entry) {
+                if old_key != key {
+                    evicted += 1;
+                }
+            }
+        }
+        self.metrics.model_evictions.inc_by(evicted);
+        self.metrics
+            .derived_samples
+            .inc_by(tentative.derived_samples);
+        self.newest_ms
+            .fetch_max(tentative.newest_ms, Ordering::Relaxed);
+    }
+
+    /// Drops models that have been stale for their grace period, by model time (the newest
+    /// committed sample timestamp). Returns how many were retired.
+    pub fn retire_stale(&self) -> usize {
+        let now = self.newest_ms.load(Ordering::Relaxed);
+        let settings = self.settings.load();
+        let mut retired = 0;
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let due: Vec<u64> = shard
+                .iter()
+                .filter(|(_, e)| {
+                    settings
+                        .rules
+                        .get(usize::from(e.rule))
+                        .is_none_or(|r| e.model.retire_due(&r.params, now))
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            for k in &due {
+                shard.pop(k);
+            }
+            retired += due.len();
+        }
+        self.metrics.models_retired.inc_by(retired as u64);
+        retired
+    }
+
+    /// Models in memory.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    /// Whether no model is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, key: u64) -> &Mutex<LruCache<u64, Entry>> {
+        &self.shards[(key >> 60) as usize % SHARDS]
+    }
+}
+
+/// Reuses a vector's allocation for labels of another lifetime (the in-place collect of
+/// an emptied vector keeps its buffer).
+fn recycle<'x, 'y>(mut v: Vec<Label<'x>>) -> Vec<Label<'y>> {
+    v.clear();
+    v.into_iter()
+        .map(|_| Label {
+            name: &[],
+            value: &[],
+        })
+        .collect()
+}
+
+fn settings(config: &ModelsConfig) -> Settings {
+    let rules = config
+        .rules
+        .iter()
+        .map(|r| Rule {
+            params: Params::new(&ModelSettings::from(r)),
+            outputs: r.outputs,
+            buckets: r.histogram_buckets,
+        })
+        .collect();
+    let n = &config.names;
+    let names = Names {
+        score: n.score.clone().into_bytes(),
+        forecast: n.forecast.clone().into_bytes(),
+        lower: n.lower.clone().into_bytes(),
+        upper: n.upper.clone().into_bytes(),
+        label: n.label.clone().into_bytes(),
+    };
+    Settings { rules, names }
+}
