@@ -6,7 +6,7 @@ install.sh), from the repository root:
     .venv/bin/python deploy/tests/check_static.py [--omen target/release/omen]
 
 Every check is a function named check_*; each one that fails prints why, and
-the run ends with `deploy static: N passed, N failed`. The data-returning checks
+the run ends with `deploy: N passed, N failed`. The data-returning checks
 (dashboards and alert rules against a real Prometheus fed through omen) are the
 Rust test tests/deploy_queries.rs.
 """
@@ -498,7 +498,7 @@ def main():
         except Exception:
             failed += 1
             print(f"FAILED  {name}\n{traceback.format_exc()}")
-    print(f"deploy static: {passed} passed, {failed} failed")
+    print(f"deploy: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 
