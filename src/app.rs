@@ -21,6 +21,8 @@ pub struct State {
     pub pipeline: Pipeline,
     /// Write requests allowed in flight; beyond, 503 + Retry-After.
     pub limit: Arc<Semaphore>,
+    /// The `Authorization` header a writer must send, if `server.auth` is set.
+    pub required_auth: Option<Vec<u8>>,
 }
 
 /// The application: current state, metrics, and where the config came from.
@@ -37,6 +39,7 @@ impl App {
     pub fn new(config: Config, config_path: PathBuf, metrics: Metrics) -> App {
         let forwarder = Forwarder::new(
             ForwarderSettings::from_config(&config.downstream),
+            config.downstream.tls.clone(),
             metrics.clone(),
         );
         let limit = Arc::new(Semaphore::new(config.server.max_concurrent_requests));
@@ -45,6 +48,7 @@ impl App {
         App {
             models,
             state: ArcSwap::from_pointee(State {
+                required_auth: config.server.auth.authorization().map(String::into_bytes),
                 config,
                 pipeline,
                 limit,
@@ -90,10 +94,13 @@ impl App {
         if config.server.listen != old.config.server.listen {
             tracing::warn!(old = %old.config.server.listen, new = %config.server.listen, "server.listen changes only on restart");
         }
-        let forwarder = old
-            .pipeline
-            .forwarder()
-            .with_settings(ForwarderSettings::from_config(&config.downstream));
+        // A fresh pool: the URL, TLS or credentials may have changed. In-flight requests
+        // finish on the old one.
+        let forwarder = Forwarder::new(
+            ForwarderSettings::from_config(&config.downstream),
+            config.downstream.tls.clone(),
+            self.metrics.clone(),
+        );
         let limit =
             if config.server.max_concurrent_requests == old.config.server.max_concurrent_requests {
                 old.limit.clone()
@@ -103,6 +110,7 @@ impl App {
         self.models.reconfigure(&config.models);
         let pipeline = build_pipeline(&config, self.models.clone(), forwarder, &self.metrics);
         self.state.store(Arc::new(State {
+            required_auth: config.server.auth.authorization().map(String::into_bytes),
             config,
             pipeline,
             limit,

@@ -32,4 +32,5 @@ pub mod route;
 pub mod run;
 pub mod selector;
 pub mod server;
+pub mod tls;
 pub mod wire;

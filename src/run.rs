@@ -54,6 +54,22 @@ async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
             let _ = reloader.reload();
         }
     });
+    let watcher = app.clone();
+    tokio::spawn(async move {
+        // Certificates are rotated on disk (cert-manager, a Secret update): reload when the
+        // listener's TLS files change, as on SIGHUP.
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+        let mut seen = tls_mtimes(&watcher);
+        loop {
+            every.tick().await;
+            let now = tls_mtimes(&watcher);
+            if now != seen {
+                tracing::info!("TLS files changed; reloading");
+                let _ = watcher.reload();
+                seen = tls_mtimes(&watcher);
+            }
+        }
+    });
     let retirer = app.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -75,6 +91,21 @@ async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
     crate::server::run(listener, app, shutdown, grace).await;
     tracing::info!("omen stopped");
     Ok(())
+}
+
+fn tls_mtimes(app: &App) -> Vec<Option<std::time::SystemTime>> {
+    let state = app.state();
+    let files = state
+        .config
+        .server
+        .tls
+        .as_ref()
+        .map(|t| t.files.clone())
+        .unwrap_or_default();
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .collect()
 }
 
 fn init_logging() {

@@ -10,16 +10,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
 use crate::pipeline::Answer;
+
+/// Time a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The write endpoint Prometheus's `remote_write.url` points at.
 pub const WRITE_PATH: &str = "/api/v1/write";
@@ -54,14 +59,34 @@ pub async fn run(
                 };
                 let _ = stream.set_nodelay(true);
                 let (app, ready) = (app.clone(), ready.clone());
+                let tls = app.state().config.server.tls.as_ref().map(|t| TlsAcceptor::from(t.config.clone()));
                 let service = service_fn(move |req| handle(app.clone(), ready.clone(), req));
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                match tls {
+                    None => {
+                        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        });
                     }
-                });
+                    Some(acceptor) => {
+                        // The handshake runs in the connection's task, bounded in time, so a
+                        // slow client cannot stall the accept loop.
+                        let (builder, watcher) = (builder.clone(), graceful.watcher());
+                        tokio::spawn(async move {
+                            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                                Err(_) => return tracing::debug!("TLS handshake timed out"),
+                            };
+                            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        });
+                    }
+                }
             }
             () = &mut shutdown => break,
         }
@@ -114,6 +139,26 @@ async fn write(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let started = tokio::time::Instant::now();
     let state = app.state();
     let metrics = app.metrics();
+    let authorized = match &state.required_auth {
+        None => true,
+        Some(want) => req
+            .headers()
+            .get(AUTHORIZATION)
+            .is_some_and(|got| bool::from(got.as_bytes().ct_eq(want))),
+    };
+    if !authorized {
+        metrics.requests.with_label_values(&["401"]).inc();
+        metrics
+            .bad_requests
+            .with_label_values(&["unauthorized"])
+            .inc();
+        let mut resp = text(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
+        resp.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"omen\""),
+        );
+        return resp;
+    }
     let answer = match state.limit.clone().try_acquire_owned() {
         Err(_) => Answer {
             status: StatusCode::SERVICE_UNAVAILABLE,

@@ -7,6 +7,7 @@ mod units;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use models::{FitConfig, ModelsConfig, Names, Outputs, RuleConfig, Seasonality};
@@ -64,6 +65,18 @@ pub struct ServerConfig {
     pub max_labels_per_series: usize,
     pub max_label_name_length: usize,
     pub max_label_value_length: usize,
+    /// TLS on the listener; `None` = plain HTTP.
+    pub tls: Option<ServerTls>,
+    /// Credentials a client must present on the write endpoint.
+    pub auth: Credentials,
+}
+
+/// The listener's TLS: the built rustls config and the files it came from (watched for
+/// changes, reloaded like the rest of the config).
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,24 +87,41 @@ pub struct DownstreamConfig {
     pub tenant: Option<String>,
     /// Extra headers, validated as HTTP header names and values.
     pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
-    pub auth: DownstreamAuth,
+    pub auth: Credentials,
+    /// TLS for an `https` URL.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
-/// Credentials for downstream. Secrets are read from files at start (and on reload);
+/// Credentials (for downstream, or required from clients). Secrets are read from files at start (and on reload);
 /// `Debug` never prints them.
 #[derive(Clone)]
-pub enum DownstreamAuth {
+pub enum Credentials {
     None,
     Basic { username: String, password: String },
     Bearer { token: String },
 }
 
-impl std::fmt::Debug for DownstreamAuth {
+impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DownstreamAuth::None => f.write_str("None"),
-            DownstreamAuth::Basic { username, .. } => write!(f, "Basic({username}, <secret>)"),
-            DownstreamAuth::Bearer { .. } => f.write_str("Bearer(<secret>)"),
+            Credentials::None => f.write_str("None"),
+            Credentials::Basic { username, .. } => write!(f, "Basic({username}, <secret>)"),
+            Credentials::Bearer { .. } => f.write_str("Bearer(<secret>)"),
+        }
+    }
+}
+
+impl Credentials {
+    /// The `Authorization` header value these credentials make, if any.
+    pub fn authorization(&self) -> Option<String> {
+        use base64::Engine;
+        match self {
+            Credentials::None => None,
+            Credentials::Basic { username, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+            )),
+            Credentials::Bearer { token } => Some(format!("Bearer {token}")),
         }
     }
 }
@@ -208,6 +238,21 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
             4096,
             "server.max_label_value_length",
         )?,
+        tls: match s.tls {
+            None => None,
+            Some(t) => {
+                let (cert, key) = (base.join(&t.cert_file), base.join(&t.key_file));
+                let ca = t.client_ca_file.as_ref().map(|c| base.join(c));
+                let config = crate::tls::server_config(&cert, &key, ca.as_deref())
+                    .map_err(|e| key_err("server.tls", e))?;
+                let files = [Some(cert), Some(key), ca].into_iter().flatten().collect();
+                Some(ServerTls { config, files })
+            }
+        },
+        auth: match s.auth {
+            None => Credentials::None,
+            Some(a) => credentials(base, a.basic, a.bearer_token_file, "server.auth")?,
+        },
     };
 
     let d = raw.downstream.ok_or_else(|| {
@@ -221,11 +266,11 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
         .parse()
         .map_err(|e| key_err("downstream.url", format!("{url_text:?} is not a URL: {e}")))?;
     match url.scheme_str() {
-        Some("http") => {}
+        Some("http" | "https") => {}
         Some(other) => {
             return Err(key_err(
                 "downstream.url",
-                format!("scheme {other:?} is not supported (use http)"),
+                format!("scheme {other:?} is not supported (use http or https)"),
             ))
         }
         None => {
@@ -269,25 +314,35 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
             .map_err(|_| key_err(key, "has an invalid header value"))?;
         headers.push((hn, hv));
     }
-    let auth = match (d.basic_auth, d.bearer_token_file) {
-        (Some(_), Some(_)) => {
+    let auth = credentials(base, d.basic_auth, d.bearer_token_file, "downstream")?;
+    let tls = match (url.scheme_str(), d.tls) {
+        (Some("https"), t) => {
+            let ca = t
+                .as_ref()
+                .and_then(|t| t.ca_file.as_ref())
+                .map(|f| base.join(f));
+            let pair = match t.as_ref().map(|t| (&t.cert_file, &t.key_file)) {
+                Some((Some(c), Some(k))) => Some((base.join(c), base.join(k))),
+                Some((None, None)) | None => None,
+                Some(_) => {
+                    return Err(key_err(
+                        "downstream.tls",
+                        "cert_file and key_file go together",
+                    ))
+                }
+            };
+            let pair_ref = pair.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            let config = crate::tls::client_config(ca.as_deref(), pair_ref)
+                .map_err(|e| key_err("downstream.tls", e))?;
+            Some(config)
+        }
+        (_, Some(_)) => {
             return Err(key_err(
-                "downstream",
-                "basic_auth and bearer_token_file are mutually exclusive",
+                "downstream.tls",
+                "set, but downstream.url is not https",
             ))
         }
-        (Some(b), None) => DownstreamAuth::Basic {
-            username: b.username,
-            password: read_secret(
-                base,
-                &b.password_file,
-                "downstream.basic_auth.password_file",
-            )?,
-        },
-        (None, Some(f)) => DownstreamAuth::Bearer {
-            token: read_secret(base, &f, "downstream.bearer_token_file")?,
-        },
-        (None, None) => DownstreamAuth::None,
+        (_, None) => None,
     };
     let downstream = DownstreamConfig {
         url,
@@ -295,6 +350,7 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
         tenant: d.tenant,
         headers,
         auth,
+        tls,
     };
 
     let mut whitelist = Vec::new();
@@ -310,6 +366,39 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
         route_cache_size,
         models,
     })
+}
+
+fn credentials(
+    base: &Path,
+    basic: Option<raw::RawBasicAuth>,
+    bearer_file: Option<String>,
+    key: &str,
+) -> Result<Credentials, KeyError> {
+    match (basic, bearer_file) {
+        (Some(_), Some(_)) => Err(key_err(
+            key,
+            "basic auth and bearer_token_file are mutually exclusive",
+        )),
+        (Some(b), None) => {
+            let basic = if key == "downstream" {
+                "downstream.basic_auth"
+            } else {
+                "server.auth.basic"
+            };
+            if b.username.is_empty() {
+                return Err(key_err(format!("{basic}.username"), "must not be empty"));
+            }
+            let password = read_secret(base, &b.password_file, &format!("{basic}.password_file"))?;
+            Ok(Credentials::Basic {
+                username: b.username,
+                password,
+            })
+        }
+        (None, Some(f)) => Ok(Credentials::Bearer {
+            token: read_secret(base, &f, &format!("{key}.bearer_token_file"))?,
+        }),
+        (None, None) => Ok(Credentials::None),
+    }
 }
 
 fn read_secret(base: &Path, file: &str, key: &str) -> Result<String, KeyError> {

@@ -30,6 +30,32 @@ pub struct RawServer {
     pub max_labels_per_series: Option<u64>,
     pub max_label_name_length: Option<u64>,
     pub max_label_value_length: Option<u64>,
+    pub tls: Option<RawServerTls>,
+    pub auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerTls {
+    pub cert_file: String,
+    pub key_file: String,
+    pub client_ca_file: Option<String>,
+}
+
+/// Credentials a client must present: basic auth or a bearer token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub basic: Option<RawBasicAuth>,
+    pub bearer_token_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientTls {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +68,7 @@ pub struct RawDownstream {
     pub headers: BTreeMap<String, String>,
     pub basic_auth: Option<RawBasicAuth>,
     pub bearer_token_file: Option<String>,
+    pub tls: Option<RawClientTls>,
 }
 
 #[derive(Debug, Deserialize)]

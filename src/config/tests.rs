@@ -135,6 +135,6 @@ fn secrets_stay_out_of_debug_output() {
     let shown = format!("{c:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(
-        matches!(c.downstream.auth, DownstreamAuth::Basic { ref password, .. } if password == "hunter2")
+        matches!(c.downstream.auth, Credentials::Basic { ref password, .. } if password == "hunter2")
     );
 }

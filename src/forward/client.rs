@@ -1,10 +1,9 @@
 //! The downstream HTTP client: one keep-alive connection pool, the remote-write headers,
 //! tenant and credentials, and a deadline on every request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{
@@ -12,12 +11,15 @@ use hyper::header::{
     USER_AGENT,
 };
 use hyper::{Method, Request, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::Outcome;
-use crate::config::{DownstreamAuth, DownstreamConfig};
+use rustls::ClientConfig;
+
+use crate::config::DownstreamConfig;
 use crate::metrics::Metrics;
 
 /// The tenant header Cortex and Mimir read.
@@ -56,15 +58,7 @@ impl ForwarderSettings {
         for (name, value) in &c.headers {
             headers.insert(name.clone(), value.clone());
         }
-        let auth = match &c.auth {
-            DownstreamAuth::None => None,
-            DownstreamAuth::Basic { username, password } => Some(format!(
-                "Basic {}",
-                STANDARD.encode(format!("{username}:{password}"))
-            )),
-            DownstreamAuth::Bearer { token } => Some(format!("Bearer {token}")),
-        };
-        if let Some(Ok(mut v)) = auth.map(|a| HeaderValue::from_str(&a)) {
+        if let Some(Ok(mut v)) = c.auth.authorization().map(|a| HeaderValue::from_str(&a)) {
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
@@ -81,20 +75,43 @@ impl ForwarderSettings {
     }
 }
 
-/// Sends write requests downstream over a shared keep-alive pool.
+/// Sends write requests downstream over a keep-alive pool (HTTP or HTTPS).
 #[derive(Clone)]
 pub struct Forwarder {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     settings: ForwarderSettings,
     metrics: Metrics,
 }
 
 impl Forwarder {
-    /// A forwarder with a fresh connection pool.
-    pub fn new(settings: ForwarderSettings, metrics: Metrics) -> Forwarder {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(settings.timeout));
+    /// A forwarder with a fresh connection pool; `tls` is used for `https` URLs.
+    pub fn new(
+        settings: ForwarderSettings,
+        tls: Option<Arc<ClientConfig>>,
+        metrics: Metrics,
+    ) -> Forwarder {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.timeout));
+        http.enforce_http(false);
+        // A plain-HTTP downstream still needs a (never used) TLS config for the connector.
+        let tls = tls.map_or_else(
+            || {
+                ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+            },
+            |c| (*c).clone(),
+        );
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
@@ -103,15 +120,6 @@ impl Forwarder {
             client,
             settings,
             metrics,
-        }
-    }
-
-    /// The same pool with new settings (used on config reload).
-    pub fn with_settings(&self, settings: ForwarderSettings) -> Forwarder {
-        Forwarder {
-            client: self.client.clone(),
-            settings,
-            metrics: self.metrics.clone(),
         }
     }
 

@@ -107,6 +107,10 @@ pub struct Params {
     pub width: f64,
     /// Samples before anything is emitted.
     pub warmup: u32,
+    /// Derived: `exp(band_rate)`, the band's growth on an outside error.
+    pub band_grow: f64,
+    /// Derived: `exp(-band_rate * tail / (1 - tail))`, its shrink on an inside one.
+    pub band_shrink: f64,
     /// A gap longer than this many typical intervals restarts level and trend.
     pub gap_reset_steps: f64,
     /// How long a stale series keeps its model before it may be retired (ms).
@@ -133,7 +137,7 @@ impl Params {
             }
         };
         let confidence = settings.confidence.clamp(0.5, 0.999_999);
-        Params {
+        let mut params = Params {
             alpha: 0.5,
             beta: 0.05,
             phi: 0.9,
@@ -153,7 +157,17 @@ impl Params {
             warmup: settings.warmup,
             gap_reset_steps: 100.0,
             stale_grace_ms: 5 * 60_000,
-        }
+            band_grow: 0.0,
+            band_shrink: 0.0,
+        };
+        params.derive();
+        params
+    }
+
+    /// Recomputes the derived fields after a change of `band_rate` or `tail`.
+    pub fn derive(&mut self) {
+        self.band_grow = self.band_rate.exp();
+        self.band_shrink = (-self.band_rate * self.tail / (1.0 - self.tail)).exp();
     }
 }
 
@@ -191,6 +205,7 @@ impl Params {
             "stale_grace_ms" => self.stale_grace_ms = num()? as i64,
             _ => return Err(format!("unknown model parameter {name:?}")),
         }
+        self.derive();
         Ok(())
     }
 }

@@ -177,8 +177,10 @@ mod tests {
         }
         let coarse_only = prof.value(&ph) - prof.fine[ph.i0] as f64 * prof.unit as f64;
         assert!((coarse_only - 1.0e8).abs() / 1.0e8 < 1e-3, "{coarse_only}");
+        let coarse_unit = prof.unit;
         prof.add(&ph, 0.0, -1.0e8, 1.0);
+        assert!(prof.value(&ph).abs() < 1.0e8 * 1e-3, "{prof:?}");
         prof.refine(1.0);
-        assert!(prof.unit <= 4.0);
+        assert!(prof.unit < coarse_unit / 64.0, "{prof:?}");
     }
 }

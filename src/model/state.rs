@@ -182,10 +182,13 @@ impl Model {
         let ph = Phase::of(p, ts_ms);
         let season = self.profile.value(&ph);
         let gate_open = !p.season_gate || self.err_season < self.err_plain;
-        let damp = if p.phi >= 1.0 {
-            k
-        } else {
-            p.phi * (1.0 - p.phi.powf(k)) / (1.0 - p.phi)
+        // Regular intervals (k = 1) skip the powers.
+        let regular = (k - 1.0).abs() < 1e-3;
+        let phi_k = if regular { p.phi } else { p.phi.powf(k) };
+        let damp = match () {
+            _ if regular => p.phi,
+            _ if p.phi >= 1.0 => k,
+            _ => p.phi * (1.0 - phi_k) / (1.0 - p.phi),
         };
         let level_fc = self.level + self.trend as f64 * step * damp;
         let forecast = level_fc + if gate_open { season } else { 0.0 };
@@ -200,7 +203,11 @@ impl Model {
         }
         .max(floor);
         // Missed scrapes: the error of a k-step forecast of a local level grows with k.
-        let widen = (1.0 + (k - 1.0).max(0.0) * p.alpha * p.alpha).sqrt();
+        let widen = if k <= 1.0 {
+            1.0
+        } else {
+            (1.0 + (k - 1.0) * p.alpha * p.alpha).sqrt()
+        };
         let half = p.width * band * widen;
         let score = r.abs() / half;
 
@@ -225,7 +232,6 @@ impl Model {
             self.level = level_fc + r;
             self.run = 0;
         } else {
-            let phi_k = if p.phi >= 1.0 { 1.0 } else { p.phi.powf(k) };
             self.level = level_fc + alpha * rc;
             self.trend = (phi_k * self.trend as f64 + alpha * p.beta * rc / step) as f32;
             // The profile learns what the level forecast misses at this phase.
@@ -243,9 +249,9 @@ impl Model {
                 self.band = (-p.tail.ln() * self.band as f64).max(floor) as f32;
             }
         } else if r.abs() > band {
-            self.band = (band * p.band_rate.exp()) as f32;
+            self.band = (band * p.band_grow) as f32;
         } else {
-            self.band = (band * (-p.band_rate * p.tail / (1.0 - p.tail)).exp()) as f32;
+            self.band = (band * p.band_shrink) as f32;
         }
         self.seen = self.seen.saturating_add(1);
         self.last_ts = ts_ms;

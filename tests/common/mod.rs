@@ -78,6 +78,11 @@ pub struct FakeDownstream {
 
 impl FakeDownstream {
     pub async fn start() -> FakeDownstream {
+        FakeDownstream::start_with(None).await
+    }
+
+    /// A fake downstream behind TLS (HTTPS) with this server config.
+    pub async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> FakeDownstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let fake = FakeDownstream {
             addr: listener.local_addr().unwrap(),
@@ -92,14 +97,22 @@ impl FakeDownstream {
                     return;
                 };
                 let f = f.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let f = f.clone();
                         async move { Ok::<_, std::convert::Infallible>(f.answer(req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => drop(http.serve_connection(TokioIo::new(stream), svc).await),
+                        Some(cfg) => {
+                            if let Ok(s) = tokio_rustls::TlsAcceptor::from(cfg).accept(stream).await
+                            {
+                                drop(http.serve_connection(TokioIo::new(s), svc).await);
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -156,6 +169,10 @@ impl FakeDownstream {
 
     pub fn url(&self) -> String {
         format!("http://{}/api/v1/push", self.addr)
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://localhost:{}/api/v1/push", self.addr.port())
     }
 }
 
