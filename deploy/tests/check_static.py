@@ -184,8 +184,8 @@ def check_sidecar_pod():
 
 def check_shared_variant():
     """The shared Deployment: one replica with Recreate (README.md says why), the
-    same probes and hardening, its config mounted where --config points, and a
-    Service and NetworkPolicy that select it."""
+    same probes and hardening, a Service and NetworkPolicy that select it, and
+    senders that must present the token omen's server.auth checks."""
     docs = rendered(SHARED)
     dep = find(docs, "Deployment")
     assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
@@ -203,24 +203,32 @@ def check_shared_variant():
     rw = load_yaml(SHARED / "config" / "remote-write.yml")["remote_write"][0]
     assert rw["url"].endswith(f":{port}/api/v1/write") and "//omen." in rw["url"], rw["url"]
     assert rw["queue_config"] == load_yaml(ROOT / "config" / "prometheus.yml")["remote_write"][0]["queue_config"]
+    # Reachable in-cluster: senders authenticate with the token omen checks.
+    token = cfg["server"]["auth"]["bearer_token_file"]
+    assert Path(token).name in find(docs, "Secret")["stringData"], token
+    assert rw["authorization"]["credentials_file"], rw
     text = (SHARED / "README.md").read_text()
     assert "Trade-offs" in text and "replica" in text
 
 
 def check_omen_configs_pass_check_config(omen_bin):
     """Both omen.yaml files pass `omen check-config` (the real binary), with the
-    Secret laid out as the pod mounts it (relative password_file)."""
-    for cfg in [K8S / "config" / "omen.yaml", SHARED / "config" / "omen.yaml"]:
+    keys of their Secret laid out as the pod mounts them (relative paths)."""
+    for kdir in [K8S, SHARED]:
+        secret = find(rendered(kdir), "Secret")
         with tempfile.TemporaryDirectory() as d:
             (Path(d) / "config").mkdir()
             (Path(d) / "secrets").mkdir()
-            shutil.copy(cfg, Path(d) / "config" / "omen.yaml")
-            (Path(d) / "secrets" / "password").write_text("s3cret\n")
-            run([str(omen_bin), "check-config", str(Path(d) / "config" / "omen.yaml")])
-            # And it is not a rubber stamp: without the secret it fails.
-            (Path(d) / "secrets" / "password").unlink()
-            p = subprocess.run([str(omen_bin), "check-config", str(Path(d) / "config" / "omen.yaml")], capture_output=True, text=True)
-            assert p.returncode != 0 and "password_file" in p.stdout + p.stderr, p.stdout + p.stderr
+            cfg = Path(d) / "config" / "omen.yaml"
+            shutil.copy(kdir / "config" / "omen.yaml", cfg)
+            for key in secret["stringData"]:
+                (Path(d) / "secrets" / key).write_text("s3cret\n")
+            run([str(omen_bin), "check-config", str(cfg)])
+            # And it is not a rubber stamp: without the secrets it fails.
+            for key in secret["stringData"]:
+                (Path(d) / "secrets" / key).unlink()
+            p = subprocess.run([str(omen_bin), "check-config", str(cfg)], capture_output=True, text=True)
+            assert p.returncode != 0 and "cannot read" in p.stdout + p.stderr, p.stdout + p.stderr
 
 
 # ---------------------------------------------------------------- Prometheus
