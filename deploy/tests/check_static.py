@@ -203,6 +203,9 @@ def check_shared_variant():
     rw = load_yaml(SHARED / "config" / "remote-write.yml")["remote_write"][0]
     assert rw["url"].endswith(f":{port}/api/v1/write") and "//omen." in rw["url"], rw["url"]
     assert rw["queue_config"] == load_yaml(ROOT / "config" / "prometheus.yml")["remote_write"][0]["queue_config"]
+    # The same series are forwarded as by the sidecar, whose whitelist the
+    # data test (tests/deploy_queries.rs) runs.
+    assert cfg["whitelist"] == load_yaml(K8S / "config" / "omen.yaml")["whitelist"]
     # Reachable in-cluster: senders authenticate with the token omen checks.
     token = cfg["server"]["auth"]["bearer_token_file"]
     assert Path(token).name in find(docs, "Secret")["stringData"], token
