@@ -17,6 +17,15 @@ pub struct RawConfig {
     pub route_cache_size: Option<u64>,
     #[serde(default)]
     pub models: Option<RawModels>,
+    pub persistence: Option<RawPersistence>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPersistence {
+    pub path: String,
+    pub snapshot_interval: Option<String>,
+    pub on_corrupt: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +39,7 @@ pub struct RawServer {
     pub max_labels_per_series: Option<u64>,
     pub max_label_name_length: Option<u64>,
     pub max_label_value_length: Option<u64>,
+    pub future_tolerance: Option<String>,
     pub tls: Option<RawServerTls>,
     pub auth: Option<RawAuth>,
 }
