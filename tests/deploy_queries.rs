@@ -37,7 +37,6 @@ use procs::{free_port, metric_sum, require_program, wait_for, Proc, TestDir};
 const PENDING: &[(&str, &str)] = &[
     ("omen_fit_backlog", "background fitting (issue 4)"),
     ("omen_fits_total", "background fitting (issue 4)"),
-    ("omen_snapshot_last_success_timestamp_seconds", "snapshots (issue 5)"),
 ];
 
 /// Grafana's built-in variables, as a 1 s scrape interval and a 5 m range make them.
@@ -63,14 +62,18 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The shipped sidecar omen.yaml, pointed at the receiver, with the test's rules.
-fn omen_config(port: u16, downstream: &str) -> String {
+/// The shipped sidecar omen.yaml, pointed at the receiver, with the test's
+/// rules, snapshotting every second into the test's directory.
+fn omen_config(port: u16, downstream: &str, state: &Path) -> String {
     let text = fs::read_to_string(root().join("deploy/kubernetes/config/omen.yaml")).expect("read deploy omen.yaml");
     let mut cfg: serde_yaml::Value = serde_yaml::from_str(&text).expect("deploy omen.yaml is YAML");
     cfg["server"]["listen"] = format!("127.0.0.1:{port}").into();
     cfg["server"]["shutdown_grace"] = "5s".into();
     cfg["downstream"] = serde_yaml::from_str(&format!("{{url: {}, timeout: 5s}}", yaml_str(downstream))).expect("yaml");
     cfg["models"]["rules"] = serde_yaml::from_str(MODEL_RULES).expect("yaml");
+    assert!(cfg["persistence"]["path"].is_string(), "the shipped omen.yaml should snapshot its models");
+    cfg["persistence"]["path"] = state.join("models.arrow").to_str().expect("utf-8 path").into();
+    cfg["persistence"]["snapshot_interval"] = "1s".into();
     serde_yaml::to_string(&cfg).expect("serialize omen config")
 }
 
@@ -284,7 +287,7 @@ fn dashboards_and_alert_rules_return_data_through_omen() {
     let omen_port = free_port();
     let omen_url = format!("http://127.0.0.1:{omen_port}");
     let config = dir.join("omen.yaml");
-    fs::write(&config, omen_config(omen_port, &receiver.write_url())).expect("write omen config");
+    fs::write(&config, omen_config(omen_port, &receiver.write_url(), &dir.path)).expect("write omen config");
     let check = Command::new(&omen_bin).arg("check-config").arg(&config).output().expect("run omen check-config");
     assert!(check.status.success(), "omen check-config: {}", String::from_utf8_lossy(&check.stderr));
     let mut omen = Proc::spawn(
@@ -399,7 +402,7 @@ fn variable_substitution_and_pending_detection() {
         substitute(r#"rate(a{job=~"$job", j="${jobs}"}[$__rate_interval]) + b[$__range] + $__range_s"#, &values),
         r#"rate(a{job=~"omen", j="x"}[1m]) + b[5m] + 300"#
     );
-    assert_eq!(pending_in("time() - max(omen_snapshot_last_success_timestamp_seconds{a=\"b\"})").map(|p| p.0), Some("omen_snapshot_last_success_timestamp_seconds"));
+    assert_eq!(pending_in("time() - max(omen_fit_backlog{a=\"b\"})").map(|p| p.0), Some("omen_fit_backlog"));
     assert_eq!(pending_in("sum(omen_fit_backlog_other)"), None);
     assert_eq!(
         selectors(r#"sum by (a) (rate(x_total{code!~"2.."}[5m])) / sum(rate(x_total[5m])) > 0.1 and up == 0"#),

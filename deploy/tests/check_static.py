@@ -166,6 +166,7 @@ def check_sidecar_pod():
     assert mounts.get("omen-state") == "/var/lib/omen", mounts
     claims = [t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]]
     assert "omen-state" in claims and "prometheus-data" in claims, claims
+    assert Path(omen_cfg["persistence"]["path"]).parent == Path("/var/lib/omen"), "snapshots must go to the state volume"
     # Prometheus reads its config and the rules from its ConfigMap mount.
     pmounts = {m["name"]: m["mountPath"] for m in prom["volumeMounts"]}
     pcm = find(docs, "ConfigMap", volumes["prometheus-config"]["configMap"]["name"])
