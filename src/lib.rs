@@ -12,7 +12,7 @@
 //! - [`derive`]: per-series model state, tentative updates and derived series.
 //! - [`persist`]: model snapshots in Arrow IPC files, restored at start.
 //! - [`forward`]: the downstream client and the mapping of its answers.
-//! - [`metrics`]: self-metrics.
+//! - [`metrics`], the self-metrics registry.
 //! - [`model`]: the per-series online forecasting model (pure: no I/O, no wall clock).
 //! - [`replay`]: `omen replay`, the model over CSV files (and NAB quality).
 //! - [`config`], [`selector`]: the YAML configuration, validated at start.
