@@ -477,6 +477,15 @@ def check_dashboards_structure():
         assert needle in exprs, f"anomalies dashboard lacks {needle}"
 
 
+def check_dashboards_are_generated():
+    """The committed JSON is what deploy/grafana/dashboards.py writes."""
+    with tempfile.TemporaryDirectory() as d:
+        run([sys.executable, str(GRAFANA / "dashboards.py"), d])
+        for name in DASHBOARDS:
+            fresh = (Path(d) / name).read_text()
+            assert fresh == (GRAFANA / "dashboards" / name).read_text(), f"{name} differs: run python3 deploy/grafana/dashboards.py"
+
+
 def check_grafana_provisioning():
     """The provisioning files are Grafana's format and point at the dashboards."""
     prov = load_yaml(GRAFANA / "provisioning" / "dashboards.yaml")
