@@ -25,7 +25,7 @@ omen="${CARGO_TARGET_DIR:-$root/target}/release/omen"
 
 echo "passthrough: building rwload from $src"
 mkdir -p "$work/rwload"
-cp -r "$src/Cargo.toml" "$src/Cargo.lock" "$src/src" "$src/bench" "$work/rwload/"
+cp -rp "$src/Cargo.toml" "$src/Cargo.lock" "$src/src" "$src/bench" "$work/rwload/"
 CARGO_TARGET_DIR="$work/rwload-target" cargo build --release --quiet --manifest-path "$work/rwload/Cargo.toml"
 
 echo "passthrough: vmagent (victoria-metrics $(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null || echo "?")), $("$omen" --version)"

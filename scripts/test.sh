@@ -11,4 +11,17 @@ export OMEN_E2E_REQUIRE=1
 
 # A shared machine has two cores: CARGO_BUILD_JOBS=1 keeps a build polite.
 cargo build --release
+
+# rwload, the benchmark's load generator and null sink, lives in ../shared
+# (read-only there): build a copy for tests/e2e_rwload.rs.
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+rwload_src="${RWLOAD_SRC:-$PWD/../shared/rwload}"
+if [ -f "$rwload_src/Cargo.toml" ]; then
+    mkdir -p "$target/rwload-src"
+    cp -rp "$rwload_src/Cargo.toml" "$rwload_src/Cargo.lock" "$rwload_src/src" "$target/rwload-src/"
+    CARGO_TARGET_DIR="$target/rwload" cargo build --release --quiet --manifest-path "$target/rwload-src/Cargo.toml"
+    export OMEN_RWLOAD="$target/rwload/release/rwload"
+else
+    echo "test.sh: no rwload at $rwload_src (set RWLOAD_SRC); tests/e2e_rwload.rs will fail" >&2
+fi
 cargo test --release --no-fail-fast "$@"

@@ -329,3 +329,164 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc().timestamp_millis())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        for (text, ms) in [
+            ("2014-07-01 00:00:00", Some(1_404_172_800_000)),
+            ("2014-07-01T00:00:00Z", Some(1_404_172_800_000)),
+            ("2014-07-01T02:00:00+02:00", Some(1_404_172_800_000)),
+            ("2014-07-01 00:00:00.250", Some(1_404_172_800_250)),
+            ("2014-07-01 00:00", Some(1_404_172_800_000)),
+            ("2014-07-01", Some(1_404_172_800_000)),
+            ("1404172800", Some(1_404_172_800_000)),
+            ("1404172800.5", Some(1_404_172_800_500)),
+            ("1404172800000", Some(1_404_172_800_000)),
+            ("timestamp", None),
+            ("2014-13-01 00:00:00", None),
+            ("NaN", None),
+            ("inf", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_timestamp(text), ms, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn nab_score_is_a_monotone_map_into_the_unit_interval() {
+        let xs = [0.0, 0.1, 0.5, 1.0, 2.0, 10.0, 1e6];
+        let ys: Vec<f64> = xs.iter().map(|x| nab_score(*x)).collect();
+        assert!(ys.windows(2).all(|w| w[0] < w[1]), "{ys:?}");
+        assert!(ys.iter().all(|y| (0.0..=1.0).contains(y)));
+        assert_eq!(nab_score(1.0), 0.5);
+        assert_eq!(nab_score(f64::NAN), 0.0);
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("omen-replay-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn args(out: &Path, inputs: Vec<PathBuf>) -> ReplayArgs {
+        ReplayArgs {
+            config: None,
+            out: out.to_path_buf(),
+            set: vec![],
+            quiet: true,
+            inputs,
+        }
+    }
+
+    #[test]
+    fn writes_one_row_per_input_row_under_the_same_relative_path() {
+        let dir = temp_dir("tree");
+        let data = dir.join("data/cat");
+        fs::create_dir_all(&data).unwrap();
+        let mut csv = String::from("timestamp,value\n");
+        for i in 0..100 {
+            let v = if i == 80 {
+                500.0
+            } else {
+                10.0 + (i % 3) as f64
+            };
+            csv.push_str(&format!("{},{v}\n", 1_404_172_800 + i * 300));
+        }
+        fs::write(data.join("a.csv"), &csv).unwrap();
+        fs::write(data.join("notes.txt"), "not a csv").unwrap();
+        let out = dir.join("out");
+        run(&args(&out, vec![dir.join("data")])).unwrap();
+
+        let text = fs::read_to_string(out.join("cat/a.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "timestamp,value,anomaly_score,forecast,lower,upper,nab_score"
+        );
+        assert_eq!(lines.len(), 101);
+        assert!(lines[1].starts_with("1404172800,10,,,,,0"), "{}", lines[1]);
+        let spike: Vec<&str> = lines[81].split(',').collect();
+        assert!(spike[2].parse::<f64>().unwrap() > 1.0, "{}", lines[81]);
+        assert!(spike[6].parse::<f64>().unwrap() > 0.5);
+        assert!(!out.join("cat/notes.txt").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_malformed_row_names_file_and_line() {
+        let dir = temp_dir("bad");
+        let file = dir.join("bad.csv");
+        for (body, want) in [
+            (
+                "timestamp,value\n2014-07-01 00:00:00,1\n2014-07-01 00:05:00,x\n",
+                "bad.csv:3: value \"x\" is not a number",
+            ),
+            (
+                "timestamp,value\n2014-07-01 00:00:00,1\nyesterday,2\n",
+                "bad.csv:3: timestamp \"yesterday\"",
+            ),
+            (
+                "timestamp,value\n2014-07-01 00:00:00\n",
+                "bad.csv:2: expected timestamp,value",
+            ),
+        ] {
+            fs::write(&file, body).unwrap();
+            let err = format!(
+                "{:#}",
+                run(&args(&dir.join("out"), vec![file.clone()])).unwrap_err()
+            );
+            assert!(err.contains(want), "{err}");
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rules_from_a_config_file_match_by_file_name() {
+        let dir = temp_dir("config");
+        let config = dir.join("omen.yaml");
+        fs::write(
+            &config,
+            "downstream:\n  url: http://127.0.0.1:9009/api/v1/push\nmodels:\n  rules:\n    \
+             - match: '{__name__=\"quiet\"}'\n      warmup: 50\n      seasonality: none\n    \
+             - match: '{__name__=~\".+\"}'\n      confidence: 0.9\n      seasonality: [1d, 7d]\n",
+        )
+        .unwrap();
+        let rules = load_rules(Some(&config)).unwrap();
+        let (quiet, _) = rules.for_series("quiet");
+        let (other, _) = rules.for_series("loud");
+        assert_eq!(
+            (quiet.warmup, quiet.season_fine_ms, quiet.season_gate),
+            (50, 0, false)
+        );
+        assert_eq!(
+            (other.season_fine_ms, other.season_coarse_ms),
+            (86_400_000, 604_800_000)
+        );
+        assert!(other.width < quiet.width);
+        fs::write(
+            &config,
+            "downstream:\n  url: http://127.0.0.1:9009/api/v1/push\n",
+        )
+        .unwrap();
+        let err = load_rules(Some(&config)).err().unwrap().to_string();
+        assert!(err.contains("models.rules is empty"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn series_names_and_kinds() {
+        let rules = Rules(vec![(None, Params::default())]);
+        assert_eq!(
+            series_name(Path::new("x/http_requests_total.csv")),
+            "http_requests_total"
+        );
+        assert_eq!(series_name(Path::new("x/9-lives.csv")), "_9_lives");
+        assert_eq!(rules.for_series("http_requests_total").1, Kind::Counter);
+        assert_eq!(rules.for_series("nyc_taxi").1, Kind::Gauge);
+    }
+}

@@ -171,34 +171,71 @@ fn assert_meaningful(sender: &Prometheus, expected: &SeriesSet, t_ms: i64) {
     assert!(expected.values().all(|s| !s.is_empty()));
 }
 
-/// Polls `receiver_at(T)` until it equals `expected` exactly.
-fn wait_exact(
-    what: &str,
-    expected: &SeriesSet,
-    receiver_at: impl FnMut() -> Result<SeriesSet, String>,
-) {
-    wait_same(what, expected, diff, receiver_at)
-}
-
+/// Polls until the receiver's samples at `T` equal the sender's kept
+/// samples at `T` (compared by `diff`), and returns them. The sender side is
+/// re-read on every poll too, so a scrape committed late on a loaded machine
+/// cannot make the comparison fail.
 fn wait_same(
     what: &str,
-    expected: &SeriesSet,
+    sender: &Prometheus,
+    t_ms: i64,
     diff: fn(&SeriesSet, &SeriesSet) -> String,
     mut receiver_at: impl FnMut() -> Result<SeriesSet, String>,
-) {
+) -> SeriesSet {
     wait_for(what, DELIVERY_TIMEOUT, || {
+        let expected = sender_kept(sender, t_ms);
         let got = receiver_at()?;
-        let d = diff(expected, &got);
+        let d = diff(&expected, &got);
         if d.is_empty() {
-            Ok(())
+            Ok(expected)
         } else {
             Err(format!(
                 "receiver differs from sender ({} vs {} samples):\n{d}",
                 sample_count(&got),
-                sample_count(expected)
+                sample_count(&expected)
             ))
         }
+    })
+}
+
+/// Nothing was lost on the way: the sender never gave up on a sample, and
+/// every answer omen gave it was a success or a retryable 5xx (Prometheus
+/// drops data on a 4xx), and the sender could parse omen's `/metrics`.
+fn assert_nothing_dropped(c: &Chain<impl Sized>, expected: &SeriesSet) {
+    let sender_metrics = c.sender.metrics().expect("sender /metrics");
+    for name in [
+        "prometheus_remote_storage_samples_failed_total",
+        "prometheus_remote_storage_samples_dropped_total",
+    ] {
+        let v = metric_sum(&sender_metrics, name, &[]);
+        assert!(
+            v == Some(0.0),
+            "the sender lost samples: {name} = {v:?}"
+        );
+    }
+    let text = c.omen.metrics().expect("omen /metrics");
+    let all = metric_sum(&text, "omen_requests_total", &[]).unwrap_or(0.0);
+    let ok = ["200", "204", "500", "502", "503", "504"]
+        .iter()
+        .map(|code| {
+            metric_sum(&text, "omen_requests_total", &[&format!("code=\"{code}\"")]).unwrap_or(0.0)
+        })
+        .sum::<f64>();
+    assert!(
+        all > 0.0 && all == ok,
+        "omen answered the sender with a non-retryable error:\n{}",
+        text.lines()
+            .filter(|l| l.starts_with("omen_requests_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let omen_up_once = expected.iter().any(|(l, s)| {
+        l["__name__"] == "up" && job_of(l) == "omen" && s.iter().any(|x| x.value() == 1.0)
     });
+    assert!(
+        omen_up_once,
+        "the sender never scraped omen's /metrics successfully"
+    );
 }
 
 fn omen_metric(omen: &Omen, name: &str, labels: &[&str]) -> f64 {
@@ -233,13 +270,14 @@ fn wait_for_scrapes(
 }
 
 fn check_forwarded_exactly(c: &Chain<Prometheus>, t_ms: i64) -> SeriesSet {
-    let expected = sender_kept(&c.sender, t_ms);
-    assert_meaningful(&c.sender, &expected, t_ms);
-    wait_exact(
+    let expected = wait_same(
         "the receiver to hold exactly the whitelisted samples",
-        &expected,
+        &c.sender,
+        t_ms,
+        diff,
         || c.receiver.raw_samples(&format!("{ALL}[1h]"), t_ms),
     );
+    assert_meaningful(&c.sender, &expected, t_ms);
     // No other series at any time, including samples newer than T.
     let allowed = sender_kept_series(&c.sender);
     let at_receiver = c.receiver.series(ALL).expect("series on receiver");
@@ -262,7 +300,7 @@ fn prometheus_receiver_gets_exactly_the_whitelisted_samples() {
     wait_for_scrapes("10 scrapes to arrive", 10, || {
         c.receiver.raw_samples("up[1h]", now_ms())
     });
-    let t = now_ms() - 2_000;
+    let t = now_ms() - 3_000;
     let expected = check_forwarded_exactly(&c, t);
 
     let received = omen_metric(&c.omen, "omen_received_samples_total", &[]);
@@ -286,6 +324,7 @@ fn prometheus_receiver_gets_exactly_the_whitelisted_samples() {
         expected.len(),
         sample_count(&expected)
     );
+    assert_nothing_dropped(&c, &expected);
     c.omen.stop_cleanly();
 }
 
@@ -335,7 +374,7 @@ fn receiver_outage_of_30s_loses_no_sample() {
             }
         },
     );
-    let t = now_ms() - 2_000;
+    let t = now_ms() - 3_000;
     let expected = check_forwarded_exactly(&c, t);
 
     let during: usize = expected
@@ -362,6 +401,7 @@ fn receiver_outage_of_30s_loses_no_sample() {
         "outage: {during} samples of up{{job=\"omen\"}} scraped during the outage all arrived; omen answered {r503} 503s; sender retried {retried:?} samples; {} samples checked",
         sample_count(&expected)
     );
+    assert_nothing_dropped(&c, &expected);
     c.omen.stop_cleanly();
 }
 
@@ -381,17 +421,15 @@ fn victoriametrics_receiver_gets_the_whitelisted_samples() {
     wait_for_scrapes("10 scrapes to arrive", 10, || {
         c.receiver.export("up", start, now_ms())
     });
-    let t = now_ms() - 2_000;
-    let expected = sender_kept(&c.sender, t);
-    assert_meaningful(&c.sender, &expected, t);
+    let t = now_ms() - 3_000;
     // VictoriaMetrics keeps Prometheus stale markers as NaN samples, which a
     // range query on the sender never returns, so NaNs are left out; and it
     // stores values to 12 significant digits. Series and timestamps: exact.
-    let expected = series::without_nan(&expected);
-    wait_same(
+    let expected = wait_same(
         "VictoriaMetrics to hold exactly the whitelisted samples",
-        &expected,
-        series::diff_12_digits,
+        &c.sender,
+        t,
+        |want, got| series::diff_12_digits(&series::without_nan(want), got),
         || {
             Ok(series::without_nan(&c.receiver.export(
                 r#"{__name__!=""}"#,
@@ -400,6 +438,7 @@ fn victoriametrics_receiver_gets_the_whitelisted_samples() {
             )?))
         },
     );
+    assert_meaningful(&c.sender, &expected, t);
     let allowed = sender_kept_series(&c.sender);
     let at_vm = c
         .receiver
@@ -423,10 +462,31 @@ fn victoriametrics_receiver_gets_the_whitelisted_samples() {
         ("instance", &format!("127.0.0.1:{}", c.omen.port)),
         ("job", "omen")
     ])));
+    // Queryable with PromQL: both targets are up, as the sender saw them.
+    let up = c
+        .receiver
+        .query("up", t)
+        .expect("PromQL query on VictoriaMetrics");
+    let mut jobs: Vec<(&str, f64)> = up.iter().map(|(l, v)| (job_of(l), *v)).collect();
+    jobs.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(
+        jobs,
+        vec![("omen", 1.0), ("prometheus", 1.0)],
+        "`up` on VictoriaMetrics"
+    );
+    let dropped = c
+        .receiver
+        .query(r#"count({__name__=~"go_.*|scrape_series_added"})"#, t)
+        .expect("PromQL query");
+    assert!(
+        dropped.is_empty(),
+        "VictoriaMetrics holds series the whitelist drops: {dropped:?}"
+    );
     eprintln!(
         "victoriametrics: {} series / {} samples delivered exactly",
         expected.len(),
         sample_count(&expected)
     );
+    assert_nothing_dropped(&c, &expected);
     c.omen.stop_cleanly();
 }

@@ -89,7 +89,7 @@ impl Profile {
     #[inline]
     pub fn add(&mut self, ph: &Phase, fine_delta: f64, coarse_delta: f64, unit_hint: f64) {
         if self.unit == 0.0 {
-            if !(unit_hint > 0.0) {
+            if unit_hint.is_nan() || unit_hint <= 0.0 {
                 return;
             }
             self.unit = unit_hint as f32;

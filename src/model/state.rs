@@ -160,7 +160,7 @@ impl Model {
     }
 
     fn season_forecast(&self, p: &Params, ph: &Phase) -> f64 {
-        if p.season_gate && !(self.err_season < self.err_plain) {
+        if p.season_gate && self.err_season >= self.err_plain {
             return 0.0;
         }
         self.profile.value(ph)
@@ -263,7 +263,7 @@ impl Model {
             if self.seen + 1 == p.warmup.max(MIN_LEARN) {
                 self.band = (-p.tail.ln() * self.band as f64).max(floor) as f32;
             }
-        } else if r.abs() > band {
+        } else if r.abs() > band * widen {
             self.band = (band * p.band_grow) as f32;
         } else {
             self.band = (band * p.band_shrink) as f32;

@@ -69,7 +69,8 @@ fn warm_up_emits_nothing_then_scores() {
 fn anomalies_score_above_one_and_normal_data_below() {
     // (case, values, index of the anomaly, expected score at it: above 1?)
     let steady = |i: i64| 100.0 + noise(i);
-    let cases: Vec<(&str, Box<dyn Fn(i64) -> f64>, i64, bool)> = vec![
+    type Case = (&'static str, Box<dyn Fn(i64) -> f64>, i64, bool);
+    let cases: Vec<Case> = vec![
         (
             "spike",
             Box::new(move |i| steady(i) + if i == 800 { 30.0 } else { 0.0 }),

@@ -37,17 +37,22 @@ pub fn require_program(name: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file());
     if found.is_none() {
-        let strict = ["CI", "OMEN_E2E_REQUIRE"].iter().any(|v| {
-            std::env::var(v)
-                .map(|s| !s.is_empty() && s != "0" && s != "false")
-                .unwrap_or(false)
-        });
-        if strict {
+        if strict() {
             panic!("`{name}` is not installed but the end-to-end tests must run here (CI/OMEN_E2E_REQUIRE set): run scripts/install-deps.sh");
         }
         eprintln!("SKIPPING end-to-end test: `{name}` not on PATH (run scripts/install-deps.sh; CI never skips)");
     }
     found
+}
+
+/// True where end-to-end tests must never skip: `CI` or `OMEN_E2E_REQUIRE`
+/// is set (to anything but empty, `0` or `false`).
+pub fn strict() -> bool {
+    ["CI", "OMEN_E2E_REQUIRE"].iter().any(|v| {
+        std::env::var(v)
+            .map(|s| !s.is_empty() && s != "0" && s != "false")
+            .unwrap_or(false)
+    })
 }
 
 /// Polls `f` every 200 ms until it returns `Ok`, and panics with its last
@@ -168,6 +173,30 @@ impl Proc {
                 tail(&self.log, 25)
             )),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; panics (the
+    /// process is then killed on drop) if it does not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().expect("process already stopped");
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => {
+                    self.child = None;
+                    return st;
+                }
+                Ok(None) if Instant::now() >= deadline => {
+                    panic!(
+                        "{} still running after {timeout:?}; log:\n{}",
+                        self.name,
+                        tail(&self.log, 25)
+                    )
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => panic!("wait for {}: {e}", self.name),
+            }
         }
     }
 

@@ -278,6 +278,9 @@ impl Victoria {
                 format!("-httpListenAddr=127.0.0.1:{port}"),
                 format!("-storageDataPath={}", dir.join("vm-data").display()),
                 "-retentionPeriod=1".to_string(),
+                // Answer queries about the last second too (default: 1 m).
+                "-search.latencyOffset=1s".to_string(),
+                "-search.disableCache".to_string(),
             ]),
         );
         wait_ready(&mut proc, &format!("http://127.0.0.1:{port}/health"));
@@ -304,6 +307,51 @@ impl Victoria {
             end_ms as f64 / 1000.0
         ))?;
         series::from_vm_export(&body)
+    }
+
+    /// Evaluates the PromQL `expr` at `time_ms` through the Prometheus-compatible
+    /// query API; returns each result series with its value.
+    pub fn query(&self, expr: &str, time_ms: i64) -> Result<Vec<(Labels, f64)>, String> {
+        let body = get_ok(&format!(
+            "{}/api/v1/query?query={}&time={}.{:03}",
+            self.url(),
+            enc(expr),
+            time_ms / 1000,
+            time_ms % 1000
+        ))?;
+        let answer = Json::parse(&body)?;
+        if answer.get("status").as_str() != Some("success")
+            || answer.get("data").get("resultType").as_str() != Some("vector")
+        {
+            return Err(format!("query {expr} failed: {body}"));
+        }
+        answer
+            .get("data")
+            .get("result")
+            .as_arr()
+            .iter()
+            .map(|r| {
+                let labels = r
+                    .get("metric")
+                    .as_obj()
+                    .ok_or("metric is not an object")?
+                    .iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            k.clone(),
+                            v.as_str().ok_or("label value is not a string")?.to_string(),
+                        ))
+                    })
+                    .collect::<Result<Labels, String>>()?;
+                let v = r
+                    .get("value")
+                    .as_arr()
+                    .get(1)
+                    .and_then(Json::as_num_text)
+                    .ok_or("no value")?;
+                Ok((labels, series::parse_value(v)?))
+            })
+            .collect()
     }
 
     /// Series matching `selector`, through the Prometheus-compatible API.
