@@ -24,4 +24,9 @@ if [ -f "$rwload_src/Cargo.toml" ]; then
 else
     echo "test.sh: no rwload at $rwload_src (set RWLOAD_SRC); tests/e2e_rwload.rs will fail" >&2
 fi
-cargo test --release --no-fail-fast "$@"
+status=0
+cargo test --release --no-fail-fast "$@" || status=$?
+# Deploy artefacts: Kubernetes schemas (offline), promtool, omen check-config,
+# Dockerfile and dashboards (installs promtool, kubectl, kubernetes-validate).
+deploy/tests/run.sh || status=$?
+exit "$status"

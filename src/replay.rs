@@ -66,14 +66,9 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     } else {
         ProgressBar::new(jobs.iter().map(|j| j.bytes).sum())
     };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {pos_files} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .with_key(
-                "pos_files",
-                |_: &indicatif::ProgressState, _: &mut dyn std::fmt::Write| {},
-            ),
-    );
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}") {
+        bar.set_style(style);
+    }
     for (i, job) in jobs.iter().enumerate() {
         bar.set_message(format!(
             "[{}/{}] {}",

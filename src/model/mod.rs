@@ -1,6 +1,19 @@
 //! The per-series online forecasting model: pure (no protobuf, HTTP, files or wall clock; model
 //! time is the sample timestamp in ms), O(1) per sample, a small `Copy` state per series.
 //!
+//! How it works, per sample (all O(1), no allocation): the one-step forecast is a robust level
+//! plus a damped trend plus a seasonal offset (24 interpolated buckets over the day, 7 over the
+//! week, i16 in a per-series unit; `auto` applies them only while they lower the error). The
+//! band is an online far quantile (0.2 %) of the absolute one-step error, so heavy-tailed
+//! series get wide bands and calm ones narrow ones; the interval at the rule's confidence is a
+//! fixed fraction of it, and the score is the distance from the forecast in half-widths.
+//! Errors are clipped at the band before they move level, trend and profile, so one outlier
+//! neither drags the forecast nor blinds the band; several outside errors in a row on one side
+//! are a level shift and are adopted. After a surprise the band widens for a few samples
+//! (volatility clusters), missed scrapes widen it, a long gap re-anchors the level, and the
+//! band never drops below 2 % of the level. Counters are turned into per-second rates (a drop
+//! is a reset). [`Params`] holds what a fitter may estimate; [`Model`] only the online state.
+//!
 //! How the pipeline uses it:
 //! ```
 //! use omen::model::{Kind, Model, ModelSettings, Outcome, Params};
