@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
 
 from learning import train
+from learning.fit import fit_group
 from learning.files import write_history
 from learning.synth import generate
 
@@ -28,7 +30,10 @@ def main(argv=None) -> None:
     ap.add_argument("--files", type=int, default=4)
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--fit-sample", type=int, default=500,
+                    help="series whose UDF body is also timed alone, in CPU seconds")
     args = ap.parse_args(argv)
+    fit_only(args)
 
     with tempfile.TemporaryDirectory(prefix="omen-bench-") as tmp:
         t0 = time.monotonic()
@@ -52,9 +57,28 @@ def main(argv=None) -> None:
                 out = train.train(spark, [str(folder)], str(Path(tmp) / "models.arrow"))
                 print(f"run {run + 1}: {out['series']} series in {out['seconds']:.1f} s = "
                       f"{out['series'] / out['seconds']:.0f} series/s "
-                      f"({args.master}, {spark.sparkContext.defaultParallelism} cores)")
+                      f"({args.master}, {spark.sparkContext.defaultParallelism} cores, "
+                      f"load average {os.getloadavg()[0]:.1f})")
         finally:
             spark.stop()
+
+
+def fit_only(args) -> None:
+    """The UDF body alone (pandas group in, model row out) in CPU time on one core: the cost
+    of a fit without Spark, and unaffected by other load on the machine."""
+    if args.fit_sample <= 0:
+        return
+    table, _ = generate(n_series=args.fit_sample, days=args.days, step_ms=args.step_ms, seed=99)
+    pdf = table.to_pandas()
+    pdf["key"] = pdf["key"].to_numpy().view("int64")
+    groups = [g for _, g in pdf.groupby("key", sort=False)]
+    fit_group(groups[0])  # compiles the kernel
+    t0 = time.process_time()
+    for g in groups:
+        fit_group(g)
+    cpu = time.process_time() - t0
+    print(f"fit alone: {len(groups)} series in {cpu:.2f} CPU s = "
+          f"{1000 * cpu / len(groups):.1f} ms/series = {len(groups) / cpu:.0f} series/s per core")
 
 
 if __name__ == "__main__":
