@@ -29,4 +29,7 @@ cargo test --release --no-fail-fast "$@" || status=$?
 # Deploy artefacts: Kubernetes schemas (offline), promtool, omen check-config,
 # Dockerfile and dashboards (installs promtool, kubectl, kubernetes-validate).
 deploy/tests/run.sh || status=$?
+# The learning core (PySpark in local mode; installs Java 17 and the pinned
+# requirements into .venv if missing).
+{ bash learning/install.sh && .venv/bin/python -m pytest -q learning/tests; } || status=$?
 exit "$status"
