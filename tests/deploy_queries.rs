@@ -65,14 +65,24 @@ fn root() -> &'static Path {
 /// The shipped sidecar omen.yaml, pointed at the receiver, with the test's
 /// rules, snapshotting every second into the test's directory.
 fn omen_config(port: u16, downstream: &str, state: &Path) -> String {
-    let text = fs::read_to_string(root().join("deploy/kubernetes/config/omen.yaml")).expect("read deploy omen.yaml");
+    let text = fs::read_to_string(root().join("deploy/kubernetes/config/omen.yaml"))
+        .expect("read deploy omen.yaml");
     let mut cfg: serde_yaml::Value = serde_yaml::from_str(&text).expect("deploy omen.yaml is YAML");
     cfg["server"]["listen"] = format!("127.0.0.1:{port}").into();
     cfg["server"]["shutdown_grace"] = "5s".into();
-    cfg["downstream"] = serde_yaml::from_str(&format!("{{url: {}, timeout: 5s}}", yaml_str(downstream))).expect("yaml");
+    cfg["downstream"] =
+        serde_yaml::from_str(&format!("{{url: {}, timeout: 5s}}", yaml_str(downstream)))
+            .expect("yaml");
     cfg["models"]["rules"] = serde_yaml::from_str(MODEL_RULES).expect("yaml");
-    assert!(cfg["persistence"]["path"].is_string(), "the shipped omen.yaml should snapshot its models");
-    cfg["persistence"]["path"] = state.join("models.arrow").to_str().expect("utf-8 path").into();
+    assert!(
+        cfg["persistence"]["path"].is_string(),
+        "the shipped omen.yaml should snapshot its models"
+    );
+    cfg["persistence"]["path"] = state
+        .join("models.arrow")
+        .to_str()
+        .expect("utf-8 path")
+        .into();
     cfg["persistence"]["snapshot_interval"] = "1s".into();
     serde_yaml::to_string(&cfg).expect("serialize omen config")
 }
@@ -122,14 +132,19 @@ struct Dashboard {
 
 fn load_dashboard(file: &str) -> Dashboard {
     let path = root().join("deploy/grafana/dashboards").join(file);
-    let d = Json::parse(&fs::read_to_string(&path).expect("read dashboard")).expect("dashboard JSON");
+    let d =
+        Json::parse(&fs::read_to_string(&path).expect("read dashboard")).expect("dashboard JSON");
     let mut variables = Vec::new();
     for v in d.get("templating").get("list").as_arr() {
         match v.get("type").as_str() {
             Some("datasource") => {}
             Some("query") => variables.push((
                 v.get("name").as_str().expect("variable name").to_string(),
-                v.get("query").get("query").as_str().expect("variable query").to_string(),
+                v.get("query")
+                    .get("query")
+                    .as_str()
+                    .expect("variable query")
+                    .to_string(),
             )),
             other => panic!("{file}: variable type {other:?} is not resolved by this test"),
         }
@@ -140,11 +155,22 @@ fn load_dashboard(file: &str) -> Dashboard {
         panels.extend(p.get("panels").as_arr());
         let title = p.get("title").as_str().unwrap_or("?").to_string();
         for t in p.get("targets").as_arr() {
-            targets.push((title.clone(), t.get("expr").as_str().expect("target expr").to_string()));
+            targets.push((
+                title.clone(),
+                t.get("expr").as_str().expect("target expr").to_string(),
+            ));
         }
     }
-    assert!(targets.len() >= 10, "{file}: only {} targets found", targets.len());
-    Dashboard { title: d.get("title").as_str().expect("title").to_string(), variables, targets }
+    assert!(
+        targets.len() >= 10,
+        "{file}: only {} targets found",
+        targets.len()
+    );
+    Dashboard {
+        title: d.get("title").as_str().expect("title").to_string(),
+        variables,
+        targets,
+    }
 }
 
 /// Replaces `$name` and `${name}` with the values, longest names first so
@@ -155,7 +181,9 @@ fn substitute(expr: &str, values: &[(String, String)]) -> String {
     all.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
     let mut out = expr.to_string();
     for (k, v) in &all {
-        out = out.replace(&format!("${{{k}}}"), v).replace(&format!("${k}"), v);
+        out = out
+            .replace(&format!("${{{k}}}"), v)
+            .replace(&format!("${k}"), v);
     }
     assert!(!out.contains('$'), "unresolved variable in {out}");
     out
@@ -223,7 +251,11 @@ fn selectors(expr: &str) -> Vec<String> {
 }
 
 /// The dashboards' targets that return no data yet (an empty list: all do).
-fn empty_targets(prom: &str, dashboards: &[Dashboard], checked: &mut usize) -> Result<Vec<String>, String> {
+fn empty_targets(
+    prom: &str,
+    dashboards: &[Dashboard],
+    checked: &mut usize,
+) -> Result<Vec<String>, String> {
     let mut empty = Vec::new();
     *checked = 0;
     for d in dashboards {
@@ -248,13 +280,17 @@ struct Rule {
 }
 
 fn shipped_alerts() -> Vec<Rule> {
-    let text = fs::read_to_string(root().join("deploy/kubernetes/config/omen-rules.yml")).expect("read rules");
+    let text = fs::read_to_string(root().join("deploy/kubernetes/config/omen-rules.yml"))
+        .expect("read rules");
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("rules YAML");
     let mut rules = Vec::new();
     for g in doc["groups"].as_sequence().expect("groups") {
         for r in g["rules"].as_sequence().expect("rules") {
             rules.push(Rule {
-                name: r["alert"].as_str().expect("only alerting rules").to_string(),
+                name: r["alert"]
+                    .as_str()
+                    .expect("only alerting rules")
+                    .to_string(),
                 expr: r["expr"].as_str().expect("expr").to_string(),
             });
         }
@@ -264,7 +300,9 @@ fn shipped_alerts() -> Vec<Rule> {
 
 #[test]
 fn dashboards_and_alert_rules_return_data_through_omen() {
-    let Some(prometheus) = require_program("prometheus") else { return };
+    let Some(prometheus) = require_program("prometheus") else {
+        return;
+    };
     let omen_bin = PathBuf::from(env!("CARGO_BIN_EXE_omen"));
     let dir = TestDir::new("deploy-queries");
 
@@ -287,45 +325,78 @@ fn dashboards_and_alert_rules_return_data_through_omen() {
     let omen_port = free_port();
     let omen_url = format!("http://127.0.0.1:{omen_port}");
     let config = dir.join("omen.yaml");
-    fs::write(&config, omen_config(omen_port, &receiver.write_url(), &dir.path)).expect("write omen config");
-    let check = Command::new(&omen_bin).arg("check-config").arg(&config).output().expect("run omen check-config");
-    assert!(check.status.success(), "omen check-config: {}", String::from_utf8_lossy(&check.stderr));
+    fs::write(
+        &config,
+        omen_config(omen_port, &receiver.write_url(), &dir.path),
+    )
+    .expect("write omen config");
+    let check = Command::new(&omen_bin)
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .expect("run omen check-config");
+    assert!(
+        check.status.success(),
+        "omen check-config: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let mut omen = Proc::spawn(
         "omen",
         &dir.path,
-        Command::new(&omen_bin).arg("serve").arg("--config").arg(&config).env("RUST_LOG", "info"),
+        Command::new(&omen_bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info"),
     );
     wait_ready(&mut omen, &format!("{omen_url}/-/ready"));
 
     let sender_port = free_port();
-    let _sender = Prometheus::start(&prometheus, &dir.path, "sender", sender_port, &sender_config(sender_port, omen_port), &[]);
+    let _sender = Prometheus::start(
+        &prometheus,
+        &dir.path,
+        "sender",
+        sender_port,
+        &sender_config(sender_port, omen_port),
+        &[],
+    );
 
     // One refused request (415: not remote-write), for omen_bad_requests_total.
     let r = http::post_empty(&format!("{omen_url}/api/v1/write")).expect("POST to omen");
     assert_eq!(r.status, 415, "{}", r.text());
 
     // A downstream outage: omen answers 503, Prometheus retries from its WAL.
-    wait_for("omen's metrics at the receiver", DATA_TIMEOUT, || {
-        match query(&recv, r#"omen_build_info{job="omen"}"#)? {
+    wait_for(
+        "omen's metrics at the receiver",
+        DATA_TIMEOUT,
+        || match query(&recv, r#"omen_build_info{job="omen"}"#)? {
             0 => Err("none yet".into()),
             _ => Ok(()),
-        }
-    });
+        },
+    );
     receiver.stop();
-    wait_for("omen to see downstream errors and answer 503", Duration::from_secs(30), || {
-        let m = get_ok(&format!("{omen_url}/metrics"))?;
-        let errors = metric_sum(&m, "omen_downstream_requests_total", &["code=\"error\""]).unwrap_or(0.0);
-        let refused = metric_sum(&m, "omen_requests_total", &["code=\"503\""]).unwrap_or(0.0);
-        if errors >= 1.0 && refused >= 1.0 {
-            Ok(())
-        } else {
-            Err(format!("downstream errors {errors}, 503s {refused}"))
-        }
-    });
+    wait_for(
+        "omen to see downstream errors and answer 503",
+        Duration::from_secs(30),
+        || {
+            let m = get_ok(&format!("{omen_url}/metrics"))?;
+            let errors = metric_sum(&m, "omen_downstream_requests_total", &["code=\"error\""])
+                .unwrap_or(0.0);
+            let refused = metric_sum(&m, "omen_requests_total", &["code=\"503\""]).unwrap_or(0.0);
+            if errors >= 1.0 && refused >= 1.0 {
+                Ok(())
+            } else {
+                Err(format!("downstream errors {errors}, 503s {refused}"))
+            }
+        },
+    );
     receiver.restart();
 
     // Every dashboard target returns data.
-    let dashboards = [load_dashboard("omen-anomalies.json"), load_dashboard("omen-health.json")];
+    let dashboards = [
+        load_dashboard("omen-anomalies.json"),
+        load_dashboard("omen-health.json"),
+    ];
     let mut checked = 0;
     wait_for("every dashboard query to return data", DATA_TIMEOUT, || {
         let empty = empty_targets(&recv, &dashboards, &mut checked)?;
@@ -359,30 +430,41 @@ fn dashboards_and_alert_rules_return_data_through_omen() {
             }
         }
     }
-    assert!(missing.is_empty(), "alert selectors without data:\n  {}", missing.iter().cloned().collect::<Vec<_>>().join("\n  "));
+    assert!(
+        missing.is_empty(),
+        "alert selectors without data:\n  {}",
+        missing.iter().cloned().collect::<Vec<_>>().join("\n  ")
+    );
 
     // The receiver evaluated every rule, without error.
-    wait_for("every rule evaluated without error", Duration::from_secs(30), || {
-        let body = get_ok(&format!("{recv}/api/v1/rules"))?;
-        let answer = Json::parse(&body)?;
-        let mut seen = 0;
-        for g in answer.get("data").get("groups").as_arr() {
-            for r in g.get("rules").as_arr() {
-                let name = r.get("name").as_str().unwrap_or("?");
-                if r.get("lastEvaluation").as_str().is_none_or(|t| t.starts_with("0001-")) {
-                    return Err(format!("{name} not evaluated yet"));
+    wait_for(
+        "every rule evaluated without error",
+        Duration::from_secs(30),
+        || {
+            let body = get_ok(&format!("{recv}/api/v1/rules"))?;
+            let answer = Json::parse(&body)?;
+            let mut seen = 0;
+            for g in answer.get("data").get("groups").as_arr() {
+                for r in g.get("rules").as_arr() {
+                    let name = r.get("name").as_str().unwrap_or("?");
+                    if r.get("lastEvaluation")
+                        .as_str()
+                        .is_none_or(|t| t.starts_with("0001-"))
+                    {
+                        return Err(format!("{name} not evaluated yet"));
+                    }
+                    let health = r.get("health").as_str().unwrap_or("?");
+                    assert_eq!(health, "ok", "{name}: {:?}", r.get("lastError"));
+                    seen += 1;
                 }
-                let health = r.get("health").as_str().unwrap_or("?");
-                assert_eq!(health, "ok", "{name}: {:?}", r.get("lastError"));
-                seen += 1;
             }
-        }
-        if seen == alerts.len() {
-            Ok(())
-        } else {
-            Err(format!("{seen} of {} rules loaded", alerts.len()))
-        }
-    });
+            if seen == alerts.len() {
+                Ok(())
+            } else {
+                Err(format!("{seen} of {} rules loaded", alerts.len()))
+            }
+        },
+    );
 
     // PENDING is honest: omen does not export these yet. When it does, take
     // the metric off the list so its panels and alerts are checked too.
@@ -397,15 +479,26 @@ fn dashboards_and_alert_rules_return_data_through_omen() {
 
 #[test]
 fn variable_substitution_and_pending_detection() {
-    let values = vec![("job".to_string(), "omen".to_string()), ("jobs".to_string(), "x".to_string())];
+    let values = vec![
+        ("job".to_string(), "omen".to_string()),
+        ("jobs".to_string(), "x".to_string()),
+    ];
     assert_eq!(
-        substitute(r#"rate(a{job=~"$job", j="${jobs}"}[$__rate_interval]) + b[$__range] + $__range_s"#, &values),
+        substitute(
+            r#"rate(a{job=~"$job", j="${jobs}"}[$__rate_interval]) + b[$__range] + $__range_s"#,
+            &values
+        ),
         r#"rate(a{job=~"omen", j="x"}[1m]) + b[5m] + 300"#
     );
-    assert_eq!(pending_in("time() - max(omen_fit_backlog{a=\"b\"})").map(|p| p.0), Some("omen_fit_backlog"));
+    assert_eq!(
+        pending_in("time() - max(omen_fit_backlog{a=\"b\"})").map(|p| p.0),
+        Some("omen_fit_backlog")
+    );
     assert_eq!(pending_in("sum(omen_fit_backlog_other)"), None);
     assert_eq!(
-        selectors(r#"sum by (a) (rate(x_total{code!~"2.."}[5m])) / sum(rate(x_total[5m])) > 0.1 and up == 0"#),
+        selectors(
+            r#"sum by (a) (rate(x_total{code!~"2.."}[5m])) / sum(rate(x_total[5m])) > 0.1 and up == 0"#
+        ),
         vec![r#"x_total{code!~"2.."}"#, "x_total", "up"]
     );
 }
