@@ -32,6 +32,8 @@ pub struct App {
     models: Arc<Models>,
     metrics: Metrics,
     config_path: PathBuf,
+    /// The page and its record of recent derived values (`ui:`; sized at start).
+    ui: crate::ui::Ui,
 }
 
 impl App {
@@ -43,7 +45,12 @@ impl App {
             metrics.clone(),
         );
         let limit = Arc::new(Semaphore::new(config.server.max_concurrent_requests));
-        let models = Arc::new(Models::new(&config.models, metrics.clone()));
+        let ui = crate::ui::Ui::new(&config.ui);
+        let mut models = Models::new(&config.models, metrics.clone());
+        if let Some(recent) = ui.recent() {
+            models = models.with_recent(recent.clone());
+        }
+        let models = Arc::new(models);
         let pipeline = build_pipeline(&config, models.clone(), forwarder, &metrics);
         App {
             models,
@@ -55,7 +62,13 @@ impl App {
             }),
             metrics,
             config_path,
+            ui,
         }
+    }
+
+    /// The page's state.
+    pub fn ui(&self) -> &crate::ui::Ui {
+        &self.ui
     }
 
     /// The current state; cheap, lock-free.

@@ -67,6 +67,8 @@ pub struct Models {
     /// The newest sample timestamp committed: the model clock for retiring stale models.
     newest_ms: AtomicI64,
     metrics: Metrics,
+    /// The page's record of recent derived values (`ui:`), if enabled.
+    recent: Option<std::sync::Arc<crate::ui::Recent>>,
 }
 
 /// Updates made while building one request; committed or discarded with it.
@@ -104,7 +106,14 @@ impl Models {
             families: FamilyKinds::new(FAMILY_CAPACITY),
             newest_ms: AtomicI64::new(i64::MIN),
             metrics,
+            recent: None,
         }
+    }
+
+    /// Records the derived values of every modeled series into `recent` (the page's).
+    pub fn with_recent(mut self, recent: std::sync::Arc<crate::ui::Recent>) -> Models {
+        self.recent = Some(recent);
+        self
     }
 
     /// Takes new rules and names (config reload). Models whose rule index changed restart
@@ -201,6 +210,15 @@ impl Models {
                 Outcome::Warming | Outcome::Ignored => continue,
             }
             tentative.newest_ms = tentative.newest_ms.max(ts);
+        }
+        if let Some(recent) = &self.recent {
+            let scored = crate::ui::Scored {
+                score,
+                forecast,
+                lower,
+                upper,
+            };
+            recent.record(key, series, model.kind(), scored);
         }
         if score.is_empty() {
             return;
