@@ -321,8 +321,9 @@ impl Series {
                 v.clamp(0.0, 1.0)
             }
             Family::Memory => {
-                // A slow leak over the day, plus a little noise.
-                let v = self.base * (1.0 + 0.05 * (t as f64 / DAY_S).fract()) + self.base * 0.002 * noise;
+                // A slow swell over the day, plus a little noise.
+                let v = self.base * (1.0 + 0.04 * (0.5 * TAU * t as f64 / DAY_S + self.phase).sin())
+                    + self.base * 0.002 * noise;
                 v * shift
             }
             Family::Queue => {
