@@ -14,7 +14,7 @@ function fmtNum(v) {
   if (a >= 1e9) return (v / 1e9).toFixed(2) + "G";
   if (a >= 1e6) return (v / 1e6).toFixed(2) + "M";
   if (a >= 1e4) return (v / 1e3).toFixed(1) + "k";
-  if (a >= 100) return v.toFixed(0);
+  if (a >= 100 || Number.isInteger(v)) return v.toFixed(0);
   if (a >= 1) return v.toFixed(2);
   if (a === 0) return "0";
   return v.toPrecision(3);
@@ -32,7 +32,7 @@ function el(tag, props, ...children) {
 }
 function timeCell(ms) {
   if (ms === null || ms === undefined) return el("td", { textContent: "–" });
-  return el("td", { textContent: localTime(ms), title: utcTime(ms) });
+  return el("td", { className: "time", textContent: localTime(ms), title: utcTime(ms) });
 }
 
 async function getJson(path) {
@@ -125,7 +125,7 @@ function renderTable(data) {
       el("td", { className: "num" + (r.score > 1 ? " hot" : ""), textContent: fmtScore(r.score) }),
       el("td", { className: "num" + (r.max_score > 1 ? " hot" : ""), textContent: r.max_score === null ? "–" : r.max_score.toFixed(2) }),
       el("td", { textContent: r.for }),
-      el("td", { className: "labels", textContent: labelText(r.labels) }),
+      el("td", { className: "labels" }, ...r.labels.map(([k, v]) => el("span", { textContent: `${k}="${v}"` }))),
       el("td", { className: "num", textContent: fmtNum(r.value) + (r.counter ? "/s" : "") }),
       timeCell(r.ts));
     if (r.id === state.selected) tr.className = "selected";
@@ -133,13 +133,6 @@ function renderTable(data) {
     body.append(tr);
   }
   $("table-sub").textContent = `${rows.length} of ${data.total} series in the window` + (filter ? ` (filter: ${filter})` : "");
-  // Select the most anomalous series by default, once there are scores.
-  if (!state.selected && scored > 0) select(data.series[0].id);
-  if (state.selected && !data.series.some((r) => r.id === state.selected)) {
-    state.selected = null;
-    state.detail = null;
-    drawCharts();
-  }
 }
 
 function select(id) {
@@ -348,6 +341,11 @@ async function refreshDetail() {
 async function tick() {
   try {
     await refreshStatus();
+    if (!state.selected) {
+      // Show the series with the highest score in the window, once there is one.
+      const best = await getJson(`/api/omen/series?limit=1&rank=window&source=${source()}`);
+      if (best.series.length && best.series[0].max_score !== null) state.selected = best.series[0].id;
+    }
     await refreshTable();
     await refreshDetail();
     showError(null);
