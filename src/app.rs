@@ -156,6 +156,8 @@ fn build_pipeline(
         max_labels_per_series: s.max_labels_per_series,
         max_label_name_length: s.max_label_name_length,
         max_label_value_length: s.max_label_value_length,
+        // Set per request from the wall clock and `future_tolerance`.
+        max_timestamp_ms: i64::MAX,
     };
     Pipeline::new(
         router,
@@ -163,6 +165,7 @@ fn build_pipeline(
         forwarder,
         limits,
         s.max_decoded_bytes,
+        s.future_tolerance,
         metrics.clone(),
     )
 }

@@ -53,6 +53,7 @@ impl IngestError {
             IngestError::TooLarge(_) => "too_large",
             IngestError::Snappy(_) => "snappy",
             IngestError::Decode(DecodeError::TooManySeries { .. }) => "too_many_series",
+            IngestError::Decode(DecodeError::RemoteWrite2) => "remote_write_2",
             IngestError::Decode(_) => "protobuf",
             IngestError::Body(_) => "body",
             IngestError::InvalidSeries { .. } => "invalid_series",

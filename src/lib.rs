@@ -10,8 +10,9 @@
 //! - [`route`]: per-series decision (forward? model?), cached by label-set hash.
 //! - [`pipeline`]: one request end to end: scan, route, build, forward, answer.
 //! - [`derive`]: per-series model state, tentative updates and derived series.
+//! - [`persist`]: model snapshots in Arrow IPC files, restored at start.
 //! - [`forward`]: the downstream client and the mapping of its answers.
-//! - [`metrics`]: self-metrics.
+//! - [`metrics`], the self-metrics registry.
 //! - [`model`]: the per-series online forecasting model (pure: no I/O, no wall clock).
 //! - [`ui`]: omen's own page (`GET /`), its JSON endpoints and record of recent values.
 //! - [`demo`]: `omen demo`, generator → omen → in-process receiver, with the page.
@@ -25,9 +26,11 @@ pub mod config;
 pub mod demo;
 pub mod derive;
 pub mod forward;
+pub mod idhash;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod persist;
 pub mod pipeline;
 pub mod proto;
 pub mod replay;

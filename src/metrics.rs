@@ -2,8 +2,8 @@
 //! of user data never become metric labels; reasons and status codes do.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::wire::InvalidSeries;
@@ -34,6 +34,13 @@ pub struct Metrics {
     pub models_retired: IntCounter,
     /// Derived samples (scores, forecasts, bounds, stale markers) delivered downstream.
     pub derived_samples: IntCounter,
+    pub snapshot_last_success: Gauge,
+    pub snapshot_duration: Gauge,
+    pub snapshot_bytes: IntGauge,
+    pub snapshot_series: IntGauge,
+    pub snapshot_failures: IntCounter,
+    pub snapshot_restore_failures: IntCounter,
+    pub snapshot_restored_series: IntGauge,
 }
 
 impl Metrics {
@@ -56,6 +63,13 @@ impl Metrics {
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
             c
+        };
+        let fgauge = |name: &str, help: &str| {
+            let g = Gauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
@@ -142,6 +156,19 @@ impl Metrics {
                 "omen_derived_samples_total",
                 "Derived samples (score, forecast, bounds) delivered downstream.",
             ),
+            snapshot_last_success: fgauge(
+                "omen_snapshot_last_success_timestamp_seconds",
+                "When the last model snapshot was written (0: never).",
+            ),
+            snapshot_duration: fgauge("omen_snapshot_duration_seconds", "Time the last model snapshot took."),
+            snapshot_bytes: gauge("omen_snapshot_bytes", "Size of the last model snapshot file."),
+            snapshot_series: gauge("omen_snapshot_series", "Models in the last snapshot."),
+            snapshot_failures: counter("omen_snapshot_failures_total", "Model snapshots that could not be written."),
+            snapshot_restore_failures: counter(
+                "omen_snapshot_restore_failures_total",
+                "Snapshots found unreadable at start (truncated, wrong schema, newer version, duplicates).",
+            ),
+            snapshot_restored_series: gauge("omen_snapshot_restored_series", "Models restored from the snapshot at start."),
             registry,
         };
         m.dropped_samples.with_label_values(&["whitelist"]);

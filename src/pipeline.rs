@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -66,6 +67,7 @@ pub struct Pipeline {
     forwarder: Forwarder,
     limits: Limits,
     max_decoded_bytes: usize,
+    future_tolerance: Duration,
     metrics: Metrics,
 }
 
@@ -81,6 +83,7 @@ impl Pipeline {
         forwarder: Forwarder,
         limits: Limits,
         max_decoded_bytes: usize,
+        future_tolerance: Duration,
         metrics: Metrics,
     ) -> Pipeline {
         Pipeline {
@@ -89,6 +92,7 @@ impl Pipeline {
             forwarder,
             limits,
             max_decoded_bytes,
+            future_tolerance,
             metrics,
         }
     }
@@ -187,7 +191,12 @@ impl Pipeline {
             ..Batch::default()
         };
         let mut scratch = Scratch::default();
-        let mut items = wire::scan(decoded, self.limits);
+        let mut limits = self.limits;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        limits.max_timestamp_ms = now_ms.saturating_add(self.future_tolerance.as_millis() as i64);
+        let mut items = wire::scan(decoded, limits);
         while let Some(item) = items.next()? {
             let series = match item {
                 wire::Item::Metadata(m) => {

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use lru::LruCache;
 
+use crate::idhash::BuildIdHasher;
 use crate::selector::Selector;
 use crate::wire::Label;
 
@@ -25,7 +26,7 @@ pub struct Route {
 pub struct Router {
     whitelist: Vec<Selector>,
     rules: Vec<Selector>,
-    shards: Vec<Mutex<LruCache<u64, Route>>>,
+    shards: Vec<Mutex<LruCache<u64, Route, BuildIdHasher>>>,
 }
 
 impl Router {
@@ -34,7 +35,7 @@ impl Router {
     pub fn new(whitelist: Vec<Selector>, rules: Vec<Selector>, cache_size: usize) -> Router {
         let per_shard = NonZeroUsize::new(cache_size.div_ceil(SHARDS).max(1)).expect("at least 1");
         let shards = (0..SHARDS)
-            .map(|_| Mutex::new(LruCache::new(per_shard)))
+            .map(|_| Mutex::new(LruCache::with_hasher(per_shard, BuildIdHasher::default())))
             .collect();
         Router {
             whitelist,
@@ -43,9 +44,10 @@ impl Router {
         }
     }
 
-    fn shard(&self, hash: u64) -> &Mutex<LruCache<u64, Route>> {
-        // The low bits feed the hash map inside the shard; use the high bits here.
-        &self.shards[(hash >> 60) as usize % SHARDS]
+    fn shard(&self, hash: u64) -> &Mutex<LruCache<u64, Route, BuildIdHasher>> {
+        // Middle bits: the maps inside a shard use the low bits (bucket) and the top
+        // seven (control byte) of the hash.
+        &self.shards[(hash >> 32) as usize % SHARDS]
     }
 
     /// The cached route of a series, if any.

@@ -11,6 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::app::App;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::persist;
 
 /// `omen check-config FILE`.
 ///
@@ -44,6 +45,26 @@ async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding server.listen {listen}"))?;
     let app = Arc::new(App::new(config, path.to_path_buf(), Metrics::new()));
+    if let Some(p) = app.state().config.persistence.clone() {
+        // Before serving: `/-/ready` answers only once the models are back.
+        let (restorer, config) = (app.clone(), p.clone());
+        tokio::task::spawn_blocking(move || {
+            persist::restore(restorer.models(), &config, restorer.metrics())
+        })
+        .await
+        .context("restoring the snapshot")?
+        .context("persistence.on_corrupt is refuse")?;
+        let snapshotter = app.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(p.interval);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let app = snapshotter.clone();
+                let _ = tokio::task::spawn_blocking(move || snapshot_now(&app)).await;
+            }
+        });
+    }
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -88,9 +109,20 @@ async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
         }
     };
     tracing::info!(listen = %listener.local_addr()?, version = env!("CARGO_PKG_VERSION"), "omen serving");
-    crate::server::run(listener, app, shutdown, grace).await;
+    crate::server::run(listener, app.clone(), shutdown, grace).await;
+    // In-flight requests have finished: the models are final.
+    tokio::task::spawn_blocking(move || snapshot_now(&app))
+        .await
+        .context("writing the shutdown snapshot")?;
     tracing::info!("omen stopped");
     Ok(())
+}
+
+/// Writes a snapshot if persistence is configured (errors are logged and counted).
+fn snapshot_now(app: &App) {
+    if let Some(p) = &app.state().config.persistence {
+        let _ = persist::snapshot(app.models(), &p.path, app.metrics());
+    }
 }
 
 fn tls_mtimes(app: &App) -> Vec<Option<std::time::SystemTime>> {

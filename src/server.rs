@@ -115,6 +115,7 @@ async fn handle(
             app.metrics()
                 .route_cache_entries
                 .set(state.pipeline.router().cache_len() as i64);
+            app.metrics().models.set(app.models().len() as i64);
             let mut r = text(StatusCode::OK, &app.metrics().render());
             r.headers_mut().insert(
                 CONTENT_TYPE,

@@ -228,5 +228,6 @@ async fn lru_eviction_under_max_series() {
     }
     let models = omen.app.models().len();
     assert!(models <= 32, "bounded by max_series: {models}");
+    assert_eq!(metric(&omen, "omen_models").await, models as f64);
     assert!(metric(&omen, "omen_model_evictions_total").await >= 200.0 - 32.0);
 }

@@ -13,6 +13,7 @@ const LIMITS: Limits = Limits {
     max_labels_per_series: 32,
     max_label_name_length: 1024,
     max_label_value_length: 4096,
+    max_timestamp_ms: i64::MAX,
 };
 
 /// Drains a scan; returns the series count or the error text.

@@ -13,6 +13,7 @@ use std::time::Duration;
 pub use models::{FitConfig, ModelsConfig, Names, Outputs, RuleConfig, Seasonality};
 pub use units::{parse_duration, parse_size};
 
+use crate::persist::{OnCorrupt, PersistConfig};
 use crate::selector::Selector;
 use raw::RawConfig;
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub route_cache_size: usize,
     pub models: ModelsConfig,
     pub ui: UiConfig,
+    /// Model snapshots; `None` = models live in memory only.
+    pub persistence: Option<PersistConfig>,
 }
 
 /// The `ui:` section: the page at `/` and the bounded record of recent values behind it.
@@ -78,6 +81,8 @@ pub struct ServerConfig {
     pub max_labels_per_series: usize,
     pub max_label_name_length: usize,
     pub max_label_value_length: usize,
+    /// Samples stamped further than this ahead of omen's clock are refused.
+    pub future_tolerance: Duration,
     /// TLS on the listener; `None` = plain HTTP.
     pub tls: Option<ServerTls>,
     /// Credentials a client must present on the write endpoint.
@@ -251,6 +256,11 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
             4096,
             "server.max_label_value_length",
         )?,
+        future_tolerance: duration(
+            s.future_tolerance.as_deref(),
+            "10m",
+            "server.future_tolerance",
+        )?,
         tls: match s.tls {
             None => None,
             Some(t) => {
@@ -384,6 +394,40 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
     if ui.points < 2 || ui.points > 10_000 {
         return Err(key_err("ui.points", "must be between 2 and 10000"));
     }
+    let persistence = match raw.persistence {
+        None => None,
+        Some(p) => {
+            if p.path.is_empty() {
+                return Err(key_err("persistence.path", "must not be empty"));
+            }
+            let interval = duration(
+                p.snapshot_interval.as_deref(),
+                "5m",
+                "persistence.snapshot_interval",
+            )?;
+            if interval < Duration::from_secs(1) {
+                return Err(key_err(
+                    "persistence.snapshot_interval",
+                    "must be at least 1s",
+                ));
+            }
+            let on_corrupt = match p.on_corrupt.as_deref().unwrap_or("start_empty") {
+                "start_empty" => OnCorrupt::StartEmpty,
+                "refuse" => OnCorrupt::Refuse,
+                other => {
+                    return Err(key_err(
+                        "persistence.on_corrupt",
+                        format!("{other:?}: expected start_empty or refuse"),
+                    ))
+                }
+            };
+            Some(PersistConfig {
+                path: base.join(p.path),
+                interval,
+                on_corrupt,
+            })
+        }
+    };
     Ok(Config {
         server,
         downstream,
@@ -391,6 +435,7 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
         route_cache_size,
         models,
         ui,
+        persistence,
     })
 }
 

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub models: Option<RawModels>,
     #[serde(default)]
     pub ui: Option<RawUi>,
+    pub persistence: Option<RawPersistence>,
 }
 
 /// The `ui:` section: omen's own page and its bounded record of recent derived values.
@@ -28,6 +29,14 @@ pub struct RawUi {
     pub enabled: Option<bool>,
     pub max_series: Option<u64>,
     pub points: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPersistence {
+    pub path: String,
+    pub snapshot_interval: Option<String>,
+    pub on_corrupt: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +50,7 @@ pub struct RawServer {
     pub max_labels_per_series: Option<u64>,
     pub max_label_name_length: Option<u64>,
     pub max_label_value_length: Option<u64>,
+    pub future_tolerance: Option<String>,
     pub tls: Option<RawServerTls>,
     pub auth: Option<RawAuth>,
 }

@@ -18,6 +18,7 @@ use lru::LruCache;
 pub use kinds::{is_bucket, FamilyKinds};
 
 use crate::config::{ModelsConfig, Outputs};
+use crate::idhash::BuildIdHasher;
 use crate::metrics::Metrics;
 use crate::model::{Model, ModelSettings, Outcome, Params};
 use crate::wire::{Label, RequestWriter, SeriesView, STALE_NAN_BITS};
@@ -61,7 +62,7 @@ struct Settings {
 
 /// All models of this omen. Shared by requests; survives config reloads.
 pub struct Models {
-    shards: Vec<Mutex<LruCache<u64, Entry>>>,
+    shards: Vec<Mutex<LruCache<u64, Entry, BuildIdHasher>>>,
     settings: arc_swap::ArcSwap<Settings>,
     families: FamilyKinds,
     /// The newest sample timestamp committed: the model clock for retiring stale models.
@@ -78,7 +79,7 @@ pub struct Tentative {
     updates: Vec<(u64, Option<i64>, Entry)>,
     /// Index into `updates` per key, so a series repeated within a request continues
     /// from its own tentative state.
-    index: HashMap<u64, usize>,
+    index: HashMap<u64, usize, BuildIdHasher>,
     newest_ms: i64,
     derived_samples: u64,
 }
@@ -100,7 +101,7 @@ impl Models {
             NonZeroUsize::new(config.max_series.div_ceil(SHARDS).max(1)).expect("at least 1");
         Models {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(LruCache::new(per_shard)))
+                .map(|_| Mutex::new(LruCache::with_hasher(per_shard, BuildIdHasher::default())))
                 .collect(),
             settings: arc_swap::ArcSwap::from_pointee(settings(config)),
             families: FamilyKinds::new(FAMILY_CAPACITY),
@@ -249,8 +250,12 @@ impl Models {
         let mut evicted = 0u64;
         for (key, base, entry) in tentative.updates {
             let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
-            let current = shard.peek(&key).and_then(|e| e.model.last_timestamp());
-            if current != base && shard.contains(&key) {
+            if let Some(current) = shard.peek_mut(&key) {
+                // `derive` already made it the most recent; update in place, unless another
+                // request committed this model meanwhile.
+                if current.model.last_timestamp() == base {
+                    *current = entry;
+                }
                 continue;
             }
             if let Some((old_key, _)) = shard.push(key, entry) {
@@ -294,6 +299,43 @@ impl Models {
         retired
     }
 
+    /// Number of shards, for [`Models::entries`].
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// A copy of one shard's models as (key, rule, model), least recently used first, so
+    /// that re-inserting them in this order restores the recency order. Holds the shard's
+    /// lock only while copying.
+    pub fn entries(&self, shard: usize) -> Vec<(u64, u16, Model)> {
+        let shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+        shard
+            .iter()
+            .rev()
+            .map(|(k, e)| (*k, e.rule, e.model))
+            .collect()
+    }
+
+    /// Inserts a restored or imported model as the most recently used.
+    pub fn insert(&self, key: u64, rule: u16, model: Model) {
+        let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((old, _)) = shard.push(key, Entry { model, rule }) {
+            if old != key {
+                self.metrics.model_evictions.inc();
+            }
+        }
+        if let Some(ts) = model.last_timestamp() {
+            self.newest_ms.fetch_max(ts, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops every model (a restore that failed half-way starts empty).
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
     /// Models in memory.
     pub fn len(&self) -> usize {
         self.shards
@@ -307,8 +349,10 @@ impl Models {
         self.len() == 0
     }
 
-    fn shard(&self, key: u64) -> &Mutex<LruCache<u64, Entry>> {
-        &self.shards[(key >> 60) as usize % SHARDS]
+    fn shard(&self, key: u64) -> &Mutex<LruCache<u64, Entry, BuildIdHasher>> {
+        // Middle bits: the maps inside a shard use the low bits (bucket) and the top
+        // seven (control byte) of the key as their hash.
+        &self.shards[(key >> 32) as usize % SHARDS]
     }
 }
 

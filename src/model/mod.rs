@@ -26,7 +26,7 @@ mod tests;
 
 pub use params::{ModelSettings, Params, SeasonSpec};
 pub use season::{COARSE_BUCKETS, FINE_BUCKETS};
-pub use state::Model;
+pub use state::{Model, ModelRecord};
 
 /// Prometheus's stale marker: a NaN with this exact bit pattern.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;

@@ -77,6 +77,9 @@ pub struct Params {
     pub gamma_coarse: f64,
     /// Length of the fine season in ms (0 = none); 24 interpolated buckets.
     pub season_fine_ms: i64,
+    /// Shape of the fine profile between bucket centres: 0 = linear, 1 = steps at the bucket
+    /// boundaries.
+    pub fine_sharpness: f64,
     /// Length of the coarse season in ms (0 = none); 7 step buckets.
     pub season_coarse_ms: i64,
     /// Apply a profile to the forecast only when it lowers the tracked error (season "auto").
@@ -91,6 +94,11 @@ pub struct Params {
     /// Fraction of errors the tracked band leaves outside (a far quantile, tracked the same
     /// way for every rule so scores rank alike whatever the confidence).
     pub tail: f64,
+    /// After an error outside the band, the band widens by `shock_gain * ln(error / band)`
+    /// (times the band)...
+    pub shock_gain: f64,
+    /// ...and the widening decays by this factor per sample.
+    pub shock_decay: f64,
     /// Errors are clipped at this many band half-widths before they update level, trend and
     /// season, so one outlier does not drag the forecast.
     pub clip: f64,
@@ -145,13 +153,16 @@ impl Params {
             gamma_coarse: 0.005,
             season_fine_ms: fine,
             season_coarse_ms: coarse,
+            fine_sharpness: 0.0,
             season_gate: gate,
             scale_rate: 0.02,
             band_rate: 0.2,
             tail: TAIL,
             clip: 1.0,
+            shock_gain: 1.0,
+            shock_decay: 0.8,
             adopt_after: 4,
-            rel_floor: 1e-4,
+            rel_floor: 0.02,
             abs_floor: 1e-9,
             width: (1.0 - confidence).ln() / TAIL.ln(),
             warmup: settings.warmup,
@@ -191,11 +202,14 @@ impl Params {
             "gamma_coarse" => self.gamma_coarse = num()?,
             "season_fine_ms" => self.season_fine_ms = num()? as i64,
             "season_coarse_ms" => self.season_coarse_ms = num()? as i64,
+            "fine_sharpness" => self.fine_sharpness = num()?,
             "season_gate" => self.season_gate = num()? != 0.0,
             "scale_rate" => self.scale_rate = num()?,
             "clip" => self.clip = num()?,
             "band_rate" => self.band_rate = num()?,
             "tail" => self.tail = num()?,
+            "shock_gain" => self.shock_gain = num()?,
+            "shock_decay" => self.shock_decay = num()?,
             "adopt_after" => self.adopt_after = num()? as u8,
             "rel_floor" => self.rel_floor = num()?,
             "abs_floor" => self.abs_floor = num()?,

@@ -16,9 +16,9 @@ const LOW: i32 = 4_000;
 /// Additive seasonal offsets, in multiples of `unit`. A zero unit means "nothing learnt yet".
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Profile {
-    unit: f32,
-    fine: [i16; FINE_BUCKETS],
-    coarse: [i16; COARSE_BUCKETS],
+    pub(super) unit: f32,
+    pub(super) fine: [i16; FINE_BUCKETS],
+    pub(super) coarse: [i16; COARSE_BUCKETS],
 }
 
 /// Where a timestamp falls in the profile: two fine buckets with weights, one coarse bucket.
@@ -39,7 +39,10 @@ impl Phase {
             let pos = ts_ms.rem_euclid(p.season_fine_ms) as f64 / p.season_fine_ms as f64;
             let x = pos * FINE_BUCKETS as f64 - 0.5;
             let fl = x.floor();
-            w1 = x - fl;
+            // Sharpness 0 interpolates linearly between bucket centres; 1 is a step at the
+            // bucket boundary (hour edges, where cron-like patterns switch).
+            let sharp = p.fine_sharpness.clamp(0.0, 0.999);
+            w1 = ((x - fl - 0.5) / (1.0 - sharp) + 0.5).clamp(0.0, 1.0);
             i0 = (fl as i64).rem_euclid(FINE_BUCKETS as i64) as usize;
             i1 = (i0 + 1) % FINE_BUCKETS;
             fine = true;

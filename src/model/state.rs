@@ -12,6 +12,9 @@ const EMITTED: u8 = 8;
 
 /// How often (in samples) the seasonal unit is checked for lost precision.
 const REFINE_EVERY: u32 = 256;
+/// Samples the band is estimated from (a mean) before it is tracked as a quantile, even when
+/// the rule's warm-up is shorter.
+const MIN_LEARN: u32 = 10;
 
 /// The online state of one series. `Copy`, fixed size, no heap: the pipeline copies it,
 /// updates the copy tentatively and writes it back when the downstream write commits.
@@ -32,6 +35,9 @@ pub struct Model {
     err_season: f32,
     /// Mean absolute error of the forecast without it (season gate).
     err_plain: f32,
+    /// Short-lived widening after a surprise (volatility clusters): the band is multiplied by
+    /// `1 + shock`, which decays back to 1.
+    shock: f32,
     /// Typical sampling interval, ms.
     step: f32,
     /// Samples modeled (saturating).
@@ -52,6 +58,7 @@ impl Model {
             prev_raw: 0.0,
             trend: 0.0,
             band: 0.0,
+            shock: 0.0,
             err_season: 0.0,
             err_plain: 0.0,
             step: 0.0,
@@ -195,8 +202,9 @@ impl Model {
         let r = x - forecast;
 
         let warming = self.seen < p.warmup;
+        let learning = self.seen < p.warmup.max(MIN_LEARN);
         let floor = (p.rel_floor * self.level.abs()).max(p.abs_floor);
-        let band = if warming {
+        let band = if learning {
             -p.tail.ln() * self.band as f64
         } else {
             self.band as f64
@@ -208,11 +216,12 @@ impl Model {
         } else {
             (1.0 + (k - 1.0) * p.alpha * p.alpha).sqrt()
         };
-        let half = p.width * band * widen;
+        let edge = band * widen * (1.0 + self.shock as f64);
+        let half = p.width * edge;
         let score = r.abs() / half;
 
         // Robust learning: clip the error, unless the same-side run says the level moved.
-        let outside = r.abs() > band * widen && !warming;
+        let outside = r.abs() > edge && !learning;
         self.run = match (outside, r > 0.0) {
             (false, _) => 0,
             (true, true) => self.run.max(0).saturating_add(1),
@@ -221,7 +230,7 @@ impl Model {
         let n = self.seen as f64;
         let alpha = p.alpha.max(1.0 / (n + 1.0));
         let rate = p.scale_rate.max(1.0 / n);
-        let limit = if warming {
+        let limit = if learning {
             f64::INFINITY
         } else {
             p.clip * half
@@ -243,9 +252,15 @@ impl Model {
             self.err_plain += (rate * (plain - self.err_plain as f64)) as f32;
             self.err_season += (rate * (rs.abs() - self.err_season as f64)) as f32;
         }
-        if warming {
+        self.shock = (self.shock as f64 * p.shock_decay
+            + if outside {
+                p.shock_gain * (r.abs() / edge).ln()
+            } else {
+                0.0
+            }) as f32;
+        if learning {
             self.band += ((r.abs() - self.band as f64) / n) as f32;
-            if self.seen + 1 == p.warmup {
+            if self.seen + 1 == p.warmup.max(MIN_LEARN) {
                 self.band = (-p.tail.ln() * self.band as f64).max(floor) as f32;
             }
         } else if r.abs() > band {
@@ -276,3 +291,7 @@ impl Model {
         })
     }
 }
+
+#[path = "record.rs"]
+mod record;
+pub use record::ModelRecord;

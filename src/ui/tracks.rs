@@ -5,11 +5,12 @@
 //! computed ([`super::Recent`]) and by the demo's in-process downstream receiver.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::Serialize;
+
+use crate::idhash::BuildIdHasher;
 
 const SHARDS: usize = 16;
 
@@ -153,24 +154,7 @@ impl Track {
 }
 
 /// The keys are hashes already: use them as they are.
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Index = HashMap<u64, usize, BuildHasherDefault<IdentityHasher>>;
+type Index = HashMap<u64, usize, BuildIdHasher>;
 
 struct Shard {
     index: Index,

@@ -25,6 +25,9 @@ pub struct Limits {
     pub max_labels_per_series: usize,
     pub max_label_name_length: usize,
     pub max_label_value_length: usize,
+    /// Samples stamped after this (ms since the epoch) are refused: a far-future sample
+    /// would otherwise freeze its series' model. `i64::MAX` disables the check.
+    pub max_timestamp_ms: i64,
 }
 
 /// A body that cannot be decoded as a whole: nothing of it is forwarded.
@@ -34,6 +37,11 @@ pub enum DecodeError {
     Wire { offset: usize, what: &'static str },
     #[error("too many series in one request (limit {limit})")]
     TooManySeries { limit: usize },
+    #[error(
+        "the body holds remote-write 2.0 fields (symbols/timeseries at 4/5) under a 1.0 content type; \
+         send it as prometheus.WriteRequest (omen does not accept 2.0 yet)"
+    )]
+    RemoteWrite2,
 }
 
 impl From<WireError> for DecodeError {
@@ -59,6 +67,7 @@ pub enum InvalidSeries {
     LabelValueTooLong,
     InvalidUtf8,
     OutOfOrderSamples,
+    TimestampOutOfRange,
 }
 
 impl InvalidSeries {
@@ -76,11 +85,12 @@ impl InvalidSeries {
             InvalidSeries::LabelValueTooLong => "label_value_too_long",
             InvalidSeries::InvalidUtf8 => "invalid_utf8",
             InvalidSeries::OutOfOrderSamples => "out_of_order_samples",
+            InvalidSeries::TimestampOutOfRange => "timestamp_out_of_range",
         }
     }
 
     /// All reasons, so counters can be created up front.
-    pub const ALL: [InvalidSeries; 11] = [
+    pub const ALL: [InvalidSeries; 12] = [
         InvalidSeries::NoMetricName,
         InvalidSeries::InvalidMetricName,
         InvalidSeries::InvalidLabelName,
@@ -92,6 +102,7 @@ impl InvalidSeries {
         InvalidSeries::LabelValueTooLong,
         InvalidSeries::InvalidUtf8,
         InvalidSeries::OutOfOrderSamples,
+        InvalidSeries::TimestampOutOfRange,
     ];
 }
 
@@ -199,6 +210,7 @@ impl<'a> Request<'a> {
                     let at = self.r.base + self.r.pos - raw.len();
                     return metadata(raw, at).map(|m| Some(Item::Metadata(m)));
                 }
+                (4 | 5, LEN) => return Err(DecodeError::RemoteWrite2),
                 (1 | 3, _) => return Err(self.r.err("field has the wrong wire type").into()),
                 (_, wt) => self.r.skip(wt)?,
             }
@@ -238,8 +250,12 @@ impl<'a> Request<'a> {
                 (2, LEN) => {
                     let at = r.base + r.pos;
                     let (ts, _) = parse_sample(Reader::new(r.bytes()?, at))?;
-                    if ts <= last_ts && defect.is_none() {
-                        defect = Some(InvalidSeries::OutOfOrderSamples);
+                    if defect.is_none() {
+                        if ts < 0 || ts > self.limits.max_timestamp_ms {
+                            defect = Some(InvalidSeries::TimestampOutOfRange);
+                        } else if ts <= last_ts {
+                            defect = Some(InvalidSeries::OutOfOrderSamples);
+                        }
                     }
                     last_ts = ts;
                     samples += 1;

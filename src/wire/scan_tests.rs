@@ -11,6 +11,7 @@ const LIMITS: Limits = Limits {
     max_labels_per_series: 8,
     max_label_name_length: 64,
     max_label_value_length: 128,
+    max_timestamp_ms: 2_000_000_000_000,
 };
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<proto::Label> {
@@ -107,7 +108,7 @@ fn scans_what_prost_encodes() {
                 ],
             ),
             with_extras,
-            series(&[("__name__", "neg"), ("x", "y")], &[(-5, -1.0)]),
+            series(&[("__name__", "neg"), ("x", "y")], &[(5, -1.0)]),
         ],
         metadata: vec![proto::MetricMetadata {
             r#type: 1,
@@ -238,6 +239,8 @@ fn undecodable_bodies() {
             vec![0x1a, 0x03, 0x12, 0x01, 0xff],
         ),
         ("varint of 11 bytes", [vec![0x0a], vec![0xff; 11]].concat()),
+        ("remote-write 2.0 symbols", vec![0x22, 0x00]),
+        ("remote-write 2.0 timeseries", vec![0x2a, 0x00]),
     ];
     for (what, body) in cases {
         assert!(collect(&body).is_err(), "{what} must not decode");

@@ -26,7 +26,11 @@ pub fn get(url: &str) -> io::Result<Response> {
 
 /// `POST url` with an empty body.
 pub fn post_empty(url: &str) -> io::Result<Response> {
-    request("POST", url, Some(("application/x-www-form-urlencoded", &[])))
+    request(
+        "POST",
+        url,
+        Some(("application/x-www-form-urlencoded", &[])),
+    )
 }
 
 /// Percent-encodes a query-string value.
@@ -34,7 +38,9 @@ pub fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -42,9 +48,12 @@ pub fn enc(s: &str) -> String {
 }
 
 fn request(method: &str, url: &str, body: Option<(&str, &[u8])>) -> io::Result<Response> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("not an http:// URL: {url}")))?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not an http:// URL: {url}"),
+        )
+    })?;
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -58,7 +67,10 @@ fn request(method: &str, url: &str, body: Option<(&str, &[u8])>) -> io::Result<R
     s.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nUser-Agent: omen-e2e\r\n");
     if let Some((ct, b)) = body {
-        head.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", b.len()));
+        head.push_str(&format!(
+            "Content-Type: {ct}\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes())?;
@@ -106,7 +118,8 @@ fn read_response(mut r: BufReader<TcpStream>) -> io::Result<Response> {
             line.clear();
             r.read_line(&mut line)?;
             let size_text = line.trim().split(';').next().unwrap_or("");
-            let size = usize::from_str_radix(size_text, 16).map_err(|_| bad(format!("bad chunk size {line:?}")))?;
+            let size = usize::from_str_radix(size_text, 16)
+                .map_err(|_| bad(format!("bad chunk size {line:?}")))?;
             if size == 0 {
                 break;
             }

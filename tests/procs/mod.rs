@@ -37,9 +37,11 @@ pub fn require_program(name: &str) -> Option<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file());
     if found.is_none() {
-        let strict = ["CI", "OMEN_E2E_REQUIRE"]
-            .iter()
-            .any(|v| std::env::var(v).map(|s| !s.is_empty() && s != "0" && s != "false").unwrap_or(false));
+        let strict = ["CI", "OMEN_E2E_REQUIRE"].iter().any(|v| {
+            std::env::var(v)
+                .map(|s| !s.is_empty() && s != "0" && s != "false")
+                .unwrap_or(false)
+        });
         if strict {
             panic!("`{name}` is not installed but the end-to-end tests must run here (CI/OMEN_E2E_REQUIRE set): run scripts/install-deps.sh");
         }
@@ -55,7 +57,9 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<
     loop {
         match f() {
             Ok(v) => return v,
-            Err(e) if Instant::now() >= deadline => panic!("timed out after {timeout:?} waiting for {what}: {e}"),
+            Err(e) if Instant::now() >= deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}: {e}")
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
@@ -70,8 +74,14 @@ pub struct TestDir {
 impl TestDir {
     pub fn new(test: &str) -> TestDir {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let base = option_env!("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-        let path = base.join(format!("e2e-{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let base = option_env!("CARGO_TARGET_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let path = base.join(format!(
+            "e2e-{test}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).expect("create test dir");
         TestDir { path }
@@ -121,7 +131,11 @@ impl Proc {
     /// Starts `cmd` with its output appended to `<dir>/<name>.log`.
     pub fn spawn(name: &str, dir: &Path, cmd: &mut Command) -> Proc {
         let log = dir.join(format!("{name}.log"));
-        let out = fs::OpenOptions::new().create(true).append(true).open(&log).expect("open log");
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
         let err = out.try_clone().expect("dup log");
         let child = cmd
             .stdin(Stdio::null())
@@ -129,11 +143,18 @@ impl Proc {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("start {name} ({cmd:?}): {e}"));
-        Proc { name: name.to_string(), log, child: Some(child) }
+        Proc {
+            name: name.to_string(),
+            log,
+            child: Some(child),
+        }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).expect("process already stopped")
+        self.child
+            .as_ref()
+            .map(|c| c.id())
+            .expect("process already stopped")
     }
 
     /// `Err` with the exit status and log tail if the process has exited.
@@ -141,7 +162,11 @@ impl Proc {
         let c = self.child.as_mut().ok_or("process already stopped")?;
         match c.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(st)) => Err(format!("{} exited ({st}); log:\n{}", self.name, tail(&self.log, 25))),
+            Ok(Some(st)) => Err(format!(
+                "{} exited ({st}); log:\n{}",
+                self.name,
+                tail(&self.log, 25)
+            )),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -150,7 +175,9 @@ impl Proc {
     /// Returns the exit status (`None` if it had to be killed).
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(st)) = child.try_wait() {
@@ -183,14 +210,18 @@ pub fn metric_sum(exposition: &str, name: &str, labels: &[&str]) -> Option<f64> 
         if line.starts_with('#') {
             continue;
         }
-        let Some(rest) = line.strip_prefix(name) else { continue };
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
             continue;
         }
         if !labels.iter().all(|l| rest.contains(l)) {
             continue;
         }
-        let Some(v) = rest.rsplit(['}', ' ']).find(|s| !s.is_empty()) else { continue };
+        let Some(v) = rest.rsplit(['}', ' ']).find(|s| !s.is_empty()) else {
+            continue;
+        };
         // A trailing timestamp is not used by any of the servers we scrape.
         if let Ok(v) = v.parse::<f64>() {
             *total.get_or_insert(0.0) += v;
@@ -207,7 +238,10 @@ mod tests {
     fn sums_matching_samples() {
         let text = "# HELP x\nomen_requests_total{code=\"204\"} 5\nomen_requests_total{code=\"503\"} 2\nomen_requests_total_other 9\nup 1\n";
         assert_eq!(metric_sum(text, "omen_requests_total", &[]), Some(7.0));
-        assert_eq!(metric_sum(text, "omen_requests_total", &["code=\"503\""]), Some(2.0));
+        assert_eq!(
+            metric_sum(text, "omen_requests_total", &["code=\"503\""]),
+            Some(2.0)
+        );
         assert_eq!(metric_sum(text, "up", &[]), Some(1.0));
         assert_eq!(metric_sum(text, "down", &[]), None);
     }

@@ -19,7 +19,10 @@ pub struct Sample {
 
 impl Sample {
     pub fn new(t_ms: i64, v: f64) -> Sample {
-        Sample { t_ms, v_bits: v.to_bits() }
+        Sample {
+            t_ms,
+            v_bits: v.to_bits(),
+        }
     }
 
     pub fn value(&self) -> f64 {
@@ -38,7 +41,11 @@ pub fn sample_count(s: &SeriesSet) -> usize {
 /// Renders a label set as `name{a="b", ...}`.
 pub fn show(l: &Labels) -> String {
     let name = l.get("__name__").map(String::as_str).unwrap_or("");
-    let rest: Vec<String> = l.iter().filter(|(k, _)| *k != "__name__").map(|(k, v)| format!("{k}={v:?}")).collect();
+    let rest: Vec<String> = l
+        .iter()
+        .filter(|(k, _)| *k != "__name__")
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
     format!("{name}{{{}}}", rest.join(", "))
 }
 
@@ -49,7 +56,13 @@ pub fn seconds_text_to_ms(t: &str) -> Result<i64, String> {
         return Err(format!("timestamp {t:?} is not in milliseconds"));
     }
     let secs: i64 = int.parse().map_err(|_| format!("bad timestamp {t:?}"))?;
-    let ms: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<3}").parse().map_err(|_| format!("bad timestamp {t:?}"))? };
+    let ms: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<3}")
+            .parse()
+            .map_err(|_| format!("bad timestamp {t:?}"))?
+    };
     Ok(secs * 1000 + ms)
 }
 
@@ -66,7 +79,12 @@ pub fn parse_value(v: &str) -> Result<f64, String> {
 fn labels_of(metric: &Json) -> Result<Labels, String> {
     let obj = metric.as_obj().ok_or("metric is not an object")?;
     obj.iter()
-        .map(|(k, v)| Ok((k.clone(), v.as_str().ok_or("label value is not a string")?.to_string())))
+        .map(|(k, v)| {
+            Ok((
+                k.clone(),
+                v.as_str().ok_or("label value is not a string")?.to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -79,7 +97,10 @@ pub fn from_prometheus_matrix(answer: &Json) -> Result<SeriesSet, String> {
     }
     let data = answer.get("data");
     if data.get("resultType").as_str() != Some("matrix") {
-        return Err(format!("expected a matrix, got {:?}", data.get("resultType")));
+        return Err(format!(
+            "expected a matrix, got {:?}",
+            data.get("resultType")
+        ));
     }
     let mut out = SeriesSet::new();
     for r in data.get("result").as_arr() {
@@ -115,7 +136,10 @@ pub fn from_vm_export(text: &str) -> Result<SeriesSet, String> {
                 Json::Null => f64::NAN,
                 other => parse_value(other.as_num_text().ok_or("bad value")?)?,
             };
-            let t: i64 = t.as_num_text().and_then(|t| t.parse().ok()).ok_or("bad timestamp")?;
+            let t: i64 = t
+                .as_num_text()
+                .and_then(|t| t.parse().ok())
+                .ok_or("bad timestamp")?;
             entry.push(Sample::new(t, v));
         }
     }
@@ -129,7 +153,15 @@ pub fn from_vm_export(text: &str) -> Result<SeriesSet, String> {
 /// as NaN samples while a Prometheus range query never returns them).
 pub fn without_nan(s: &SeriesSet) -> SeriesSet {
     s.iter()
-        .map(|(l, v)| (l.clone(), v.iter().copied().filter(|x| !x.value().is_nan()).collect::<Vec<_>>()))
+        .map(|(l, v)| {
+            (
+                l.clone(),
+                v.iter()
+                    .copied()
+                    .filter(|x| !x.value().is_nan())
+                    .collect::<Vec<_>>(),
+            )
+        })
         .filter(|(_, v)| !v.is_empty())
         .collect()
 }
@@ -145,12 +177,18 @@ pub fn diff(expected: &SeriesSet, actual: &SeriesSet) -> String {
 pub fn diff_12_digits(expected: &SeriesSet, actual: &SeriesSet) -> String {
     diff_by(expected, actual, |a, b| {
         let (x, y) = (a.value(), b.value());
-        a.t_ms == b.t_ms && (x.to_bits() == y.to_bits() || (x - y).abs() <= 1e-11 * x.abs().max(y.abs()))
+        a.t_ms == b.t_ms
+            && (x.to_bits() == y.to_bits() || (x - y).abs() <= 1e-11 * x.abs().max(y.abs()))
     })
 }
 
-fn diff_by(expected: &SeriesSet, actual: &SeriesSet, same: impl Fn(&Sample, &Sample) -> bool) -> String {
-    let same_vec = |a: &[Sample], b: &[Sample]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y));
+fn diff_by(
+    expected: &SeriesSet,
+    actual: &SeriesSet,
+    same: impl Fn(&Sample, &Sample) -> bool,
+) -> String {
+    let same_vec =
+        |a: &[Sample], b: &[Sample]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y));
     let mut out = String::new();
     let mut lines = 0;
     for (l, want) in expected {
@@ -164,8 +202,14 @@ fn diff_by(expected: &SeriesSet, actual: &SeriesSet, same: impl Fn(&Sample, &Sam
             Some(got) if !same_vec(want, got) => {
                 lines += 1;
                 if lines <= 20 {
-                    let missing: Vec<_> = want.iter().filter(|s| !got.iter().any(|g| same(s, g))).collect();
-                    let extra: Vec<_> = got.iter().filter(|g| !want.iter().any(|s| same(s, g))).collect();
+                    let missing: Vec<_> = want
+                        .iter()
+                        .filter(|s| !got.iter().any(|g| same(s, g)))
+                        .collect();
+                    let extra: Vec<_> = got
+                        .iter()
+                        .filter(|g| !want.iter().any(|s| same(s, g)))
+                        .collect();
                     let _ = writeln!(
                         out,
                         "series {}: expected {} samples, got {}; missing {} (first {:?}), unexpected {} (first {:?})",
@@ -210,7 +254,11 @@ mod tests {
             "{\"metric\":{\"__name__\":\"up\",\"job\":\"a\"},\"values\":[1,0],\"timestamps\":[2000,1000]}\n",
         )
         .unwrap();
-        let l: Labels = [("__name__".to_string(), "up".to_string()), ("job".to_string(), "a".to_string())].into();
+        let l: Labels = [
+            ("__name__".to_string(), "up".to_string()),
+            ("job".to_string(), "a".to_string()),
+        ]
+        .into();
         assert_eq!(vm[&l], vec![Sample::new(1000, 0.0), Sample::new(2000, 1.0)]);
         assert_eq!(diff(&vm, &vm), "");
         let mut less = vm.clone();

@@ -18,14 +18,18 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Polls `url` until it answers 200, failing early if `proc` exits.
 pub fn wait_ready(proc: &mut Proc, url: &str) {
-    wait_for(&format!("{} ready at {url}", proc.name), READY_TIMEOUT, || {
-        proc.check_running()?;
-        match http::get(url) {
-            Ok(r) if r.status == 200 => Ok(()),
-            Ok(r) => Err(format!("status {}: {}", r.status, r.text())),
-            Err(e) => Err(e.to_string()),
-        }
-    });
+    wait_for(
+        &format!("{} ready at {url}", proc.name),
+        READY_TIMEOUT,
+        || {
+            proc.check_running()?;
+            match http::get(url) {
+                Ok(r) if r.status == 200 => Ok(()),
+                Ok(r) => Err(format!("status {}: {}", r.status, r.text())),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    );
 }
 
 /// GETs a URL that must answer 200 and returns the body as text.
@@ -52,7 +56,13 @@ pub struct Omen {
 impl Omen {
     /// Writes a config (listen port, downstream URL, whitelist) and starts
     /// `omen serve` with it, waiting for `/-/ready`.
-    pub fn start(bin: &Path, dir: &Path, port: u16, downstream_url: &str, whitelist: &[&str]) -> Omen {
+    pub fn start(
+        bin: &Path,
+        dir: &Path,
+        port: u16,
+        downstream_url: &str,
+        whitelist: &[&str],
+    ) -> Omen {
         let mut cfg = format!(
             "server:\n  listen: 127.0.0.1:{port}\n  max_decoded_bytes: 32MiB\n  max_concurrent_requests: 64\n  shutdown_grace: 10s\n\
              downstream:\n  url: {}\n  timeout: 10s\nwhitelist:\n",
@@ -66,7 +76,11 @@ impl Omen {
         let mut proc = Proc::spawn(
             "omen",
             dir,
-            Command::new(bin).arg("serve").arg("--config").arg(&config).env("RUST_LOG", "info"),
+            Command::new(bin)
+                .arg("serve")
+                .arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "info"),
         );
         wait_ready(&mut proc, &format!("http://127.0.0.1:{port}/-/ready"));
         Omen { proc, port, config }
@@ -105,18 +119,35 @@ impl Prometheus {
     /// Starts `prometheus` named `name` with `config` (YAML) and `extra`
     /// flags; its data live in `<dir>/<name>-data`, so a restart with the
     /// same name keeps them.
-    pub fn start(bin: &Path, dir: &Path, name: &str, port: u16, config: &str, extra: &[&str]) -> Prometheus {
+    pub fn start(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        port: u16,
+        config: &str,
+        extra: &[&str],
+    ) -> Prometheus {
         let cfg = dir.join(format!("{name}.yml"));
         fs::write(&cfg, config).expect("write prometheus config");
         let mut args = vec![
             format!("--config.file={}", cfg.display()),
-            format!("--storage.tsdb.path={}", dir.join(format!("{name}-data")).display()),
+            format!(
+                "--storage.tsdb.path={}",
+                dir.join(format!("{name}-data")).display()
+            ),
             format!("--web.listen-address=127.0.0.1:{port}"),
             "--web.enable-lifecycle".to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let proc = Proc::spawn(name, dir, Command::new(bin).args(&args));
-        let mut p = Prometheus { proc, port, name: name.to_string(), dir: dir.to_path_buf(), bin: bin.to_path_buf(), args };
+        let mut p = Prometheus {
+            proc,
+            port,
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            bin: bin.to_path_buf(),
+            args,
+        };
         p.wait_ready();
         p
     }
@@ -138,12 +169,20 @@ impl Prometheus {
     /// Graceful stop (SIGTERM); the TSDB is closed cleanly.
     pub fn stop(&mut self) {
         let st = self.proc.terminate(Duration::from_secs(30));
-        assert!(st.is_some_and(|s| s.success()), "{} did not stop cleanly: {st:?}", self.name);
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "{} did not stop cleanly: {st:?}",
+            self.name
+        );
     }
 
     /// Starts again with the same flags, data directory and port.
     pub fn restart(&mut self) {
-        self.proc = Proc::spawn(&self.name, &self.dir, Command::new(&self.bin).args(&self.args));
+        self.proc = Proc::spawn(
+            &self.name,
+            &self.dir,
+            Command::new(&self.bin).args(&self.args),
+        );
         self.wait_ready();
     }
 
@@ -167,7 +206,11 @@ impl Prometheus {
 
     /// Series known to this Prometheus that match `selector`.
     pub fn series(&self, selector: &str) -> Result<Vec<Labels>, String> {
-        let body = get_ok(&format!("{}/api/v1/series?match[]={}", self.url(), enc(selector)))?;
+        let body = get_ok(&format!(
+            "{}/api/v1/series?match[]={}",
+            self.url(),
+            enc(selector)
+        ))?;
         series_list(&Json::parse(&body)?)
     }
 }
@@ -277,5 +320,8 @@ impl Victoria {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
 }

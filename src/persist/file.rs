@@ -1,0 +1,134 @@
+//! Snapshot files on disk: written atomically (temporary file, fsync, rename, fsync of the
+//! folder) as a stream of record batches, and read back batch by batch with every problem
+//! (truncation, wrong schema, newer version, duplicate rows) named with the file.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+
+use arrow_ipc::reader::FileReader;
+use arrow_ipc::writer::FileWriter;
+
+use super::schema::{self, Row};
+
+/// A snapshot problem: `FILE: reason`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", file.display())]
+pub struct SnapshotError {
+    pub file: PathBuf,
+    pub reason: String,
+}
+
+fn err(file: &Path, reason: impl Into<String>) -> SnapshotError {
+    SnapshotError {
+        file: file.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// A snapshot being written; nothing replaces the previous file until [`Writer::commit`].
+pub struct Writer {
+    inner: FileWriter<BufWriter<File>>,
+    tmp: PathBuf,
+    path: PathBuf,
+    rows: u64,
+}
+
+impl Writer {
+    /// Starts writing `path` (through `path.tmp`).
+    ///
+    /// # Errors
+    /// The temporary file cannot be created.
+    pub fn create(path: &Path) -> Result<Writer, SnapshotError> {
+        let tmp = path.with_extension("arrow.tmp");
+        let file = File::create(&tmp).map_err(|e| err(&tmp, format!("cannot create: {e}")))?;
+        let inner = FileWriter::try_new_buffered(file, &schema::schema())
+            .map_err(|e| err(&tmp, e.to_string()))?;
+        Ok(Writer {
+            inner,
+            tmp,
+            path: path.to_path_buf(),
+            rows: 0,
+        })
+    }
+
+    /// Appends rows as one record batch.
+    ///
+    /// # Errors
+    /// A write error.
+    pub fn push(&mut self, rows: &[Row]) -> Result<(), SnapshotError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = schema::to_batch(rows).map_err(|e| err(&self.tmp, e.to_string()))?;
+        self.inner
+            .write(&batch)
+            .map_err(|e| err(&self.tmp, format!("write failed: {e}")))?;
+        self.rows += rows.len() as u64;
+        Ok(())
+    }
+
+    /// Finishes the file, makes it durable and puts it in place atomically. Returns
+    /// (rows, bytes).
+    ///
+    /// # Errors
+    /// A write, sync or rename error; the previous snapshot then stays in place.
+    pub fn commit(mut self) -> Result<(u64, u64), SnapshotError> {
+        self.inner
+            .finish()
+            .map_err(|e| err(&self.tmp, format!("finishing failed: {e}")))?;
+        let file = self
+            .inner
+            .into_inner()
+            .map_err(|e| err(&self.tmp, format!("flush failed: {e}")))?
+            .into_inner()
+            .map_err(|e| err(&self.tmp, format!("flush failed: {}", e.error())))?;
+        file.sync_all()
+            .map_err(|e| err(&self.tmp, format!("fsync failed: {e}")))?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path)
+            .map_err(|e| err(&self.path, format!("rename failed: {e}")))?;
+        if let Some(dir) = self.path.parent() {
+            // Make the rename itself durable.
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok((self.rows, bytes))
+    }
+}
+
+/// Reads a snapshot batch by batch, handing each batch's rows to `sink`.
+///
+/// # Errors
+/// The first problem, naming the file: unreadable, truncated or not Arrow, wrong schema,
+/// a newer schema version, nulls, or a series key that appears twice.
+pub fn read(path: &Path, mut sink: impl FnMut(Vec<Row>)) -> Result<u64, SnapshotError> {
+    let file = File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
+    let reader = FileReader::try_new(BufReader::new(file), None).map_err(|e| {
+        err(
+            path,
+            format!("not a readable Arrow IPC file (truncated or corrupt?): {e}"),
+        )
+    })?;
+    schema::check(&reader.schema()).map_err(|e| err(path, e))?;
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| err(path, format!("corrupt record batch: {e}")))?;
+        let rows = schema::from_batch(&batch).map_err(|e| err(path, e))?;
+        for r in &rows {
+            if !seen.insert(r.key) {
+                return Err(err(
+                    path,
+                    format!("duplicate series rows (key {:016x})", r.key),
+                ));
+            }
+        }
+        total += rows.len() as u64;
+        sink(rows);
+    }
+    Ok(total)
+}
