@@ -35,6 +35,8 @@ pub struct App {
     config_path: PathBuf,
     /// The background fitting threads (stopped by [`App::stop_fitting`] or on drop).
     fit_pool: Mutex<Option<FitPool>>,
+    /// The page and its record of recent derived values (`ui:`; sized at start).
+    ui: crate::ui::Ui,
 }
 
 impl App {
@@ -46,7 +48,12 @@ impl App {
             metrics.clone(),
         );
         let limit = Arc::new(Semaphore::new(config.server.max_concurrent_requests));
-        let models = Arc::new(Models::new(&config.models, metrics.clone()));
+        let ui = crate::ui::Ui::new(&config.ui);
+        let mut models = Models::new(&config.models, metrics.clone());
+        if let Some(recent) = ui.recent() {
+            models = models.with_recent(recent.clone());
+        }
+        let models = Arc::new(models);
         let pipeline = build_pipeline(&config, models.clone(), forwarder, &metrics);
         // `models.fit.threads` and `cpu_budget` take effect at start (not on reload).
         let fit_pool = FitPool::start(models.fitter().clone(), &config.models.fit);
@@ -61,7 +68,13 @@ impl App {
             }),
             metrics,
             config_path,
+            ui,
         }
+    }
+
+    /// The page's state.
+    pub fn ui(&self) -> &crate::ui::Ui {
+        &self.ui
     }
 
     /// The current state; cheap, lock-free.

@@ -1,4 +1,5 @@
-//! The command line: `omen serve`, `omen check-config`, `omen replay`, `omen --version`.
+//! The command line: `omen serve`, `omen demo`, `omen check-config`, `omen replay`,
+//! `omen --version`.
 
 use std::path::PathBuf;
 
@@ -20,6 +21,9 @@ pub enum Command {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
     },
+    /// See omen work with no setup: synthetic series with injected anomalies go through
+    /// omen to an in-process receiver; open the printed URL.
+    Demo(crate::demo::DemoArgs),
     /// Validate a configuration file: exit 0, or print `FILE: key: reason` and exit 1.
     CheckConfig {
         /// The omen.yaml configuration file.

@@ -15,6 +15,8 @@
 //! - [`forward`]: the downstream client and the mapping of its answers.
 //! - [`metrics`], the self-metrics registry.
 //! - [`model`]: the per-series online forecasting model (pure: no I/O, no wall clock).
+//! - [`ui`]: omen's own page (`GET /`), its JSON endpoints and record of recent values.
+//! - [`demo`]: `omen demo`, generator → omen → in-process receiver, with the page.
 //! - [`replay`]: `omen replay`, the model over CSV files (and NAB quality).
 //! - [`config`], [`selector`]: the YAML configuration, validated at start.
 //! - [`proto`]: prost types generated from `proto/`, for tests and tools.
@@ -22,6 +24,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod derive;
 pub mod fit;
 pub mod forward;
@@ -38,4 +41,5 @@ pub mod run;
 pub mod selector;
 pub mod server;
 pub mod tls;
+pub mod ui;
 pub mod wire;

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config } => omen::run::serve(&config),
+        Command::Demo(args) => omen::demo::run(&args),
         Command::CheckConfig { config } => omen::run::check_config(&config),
         Command::Replay(args) => omen::replay::run(&args),
     };

@@ -131,6 +131,9 @@ async fn handle(
                 text(StatusCode::SERVICE_UNAVAILABLE, "omen is shutting down")
             }
         }
+        (&Method::GET, path) if crate::ui::serves(path) => {
+            crate::ui::handle(&app, path, req.uri().query())
+        }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     };
     Ok(resp)

@@ -53,8 +53,21 @@ pub struct Config {
     /// Entries of the per-series route cache (label-set hash → decision).
     pub route_cache_size: usize,
     pub models: ModelsConfig,
+    pub ui: UiConfig,
     /// Model snapshots; `None` = models live in memory only.
     pub persistence: Option<PersistConfig>,
+}
+
+/// The `ui:` section: the page at `/` and the bounded record of recent values behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UiConfig {
+    /// Serve the page and its JSON endpoints, and record recent derived values.
+    pub enabled: bool,
+    /// Series whose recent values are kept; when full, only an anomalous series is
+    /// admitted, in place of the least interesting one.
+    pub max_series: usize,
+    /// Points kept per series (a ring).
+    pub points: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -369,6 +382,18 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
     }
     let route_cache_size = positive(raw.route_cache_size, 1_000_000, "route_cache_size")?;
     let models = models::build(raw.models.unwrap_or_default())?;
+    let ui = raw.ui.unwrap_or_default();
+    let ui = UiConfig {
+        enabled: ui.enabled.unwrap_or(true),
+        max_series: positive(ui.max_series, 500, "ui.max_series")?,
+        points: positive(ui.points, 240, "ui.points")?,
+    };
+    if ui.max_series > 100_000 {
+        return Err(key_err("ui.max_series", "at most 100000 (the page is for people)"));
+    }
+    if ui.points < 2 || ui.points > 10_000 {
+        return Err(key_err("ui.points", "must be between 2 and 10000"));
+    }
     let persistence = match raw.persistence {
         None => None,
         Some(p) => {
@@ -409,6 +434,7 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
         whitelist,
         route_cache_size,
         models,
+        ui,
         persistence,
     })
 }

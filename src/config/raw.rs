@@ -17,7 +17,18 @@ pub struct RawConfig {
     pub route_cache_size: Option<u64>,
     #[serde(default)]
     pub models: Option<RawModels>,
+    #[serde(default)]
+    pub ui: Option<RawUi>,
     pub persistence: Option<RawPersistence>,
+}
+
+/// The `ui:` section: omen's own page and its bounded record of recent derived values.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUi {
+    pub enabled: Option<bool>,
+    pub max_series: Option<u64>,
+    pub points: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -71,6 +71,8 @@ pub struct Models {
     metrics: Metrics,
     /// Histories and fitted parameters (background fitting, DESIGN §3.4).
     fitter: Arc<Fitter>,
+    /// The page's record of recent derived values (`ui:`), if enabled.
+    recent: Option<std::sync::Arc<crate::ui::Recent>>,
 }
 
 /// Updates made while building one request; committed or discarded with it.
@@ -113,7 +115,14 @@ impl Models {
             newest_ms: AtomicI64::new(i64::MIN),
             fitter: Arc::new(Fitter::new(&config.fit, metrics.clone())),
             metrics,
+            recent: None,
         }
+    }
+
+    /// Records the derived values of every modeled series into `recent` (the page's).
+    pub fn with_recent(mut self, recent: std::sync::Arc<crate::ui::Recent>) -> Models {
+        self.recent = Some(recent);
+        self
     }
 
     /// Takes new rules and names (config reload). Models whose rule index changed restart
@@ -229,6 +238,15 @@ impl Models {
                 Outcome::Warming | Outcome::Ignored => continue,
             }
             tentative.newest_ms = tentative.newest_ms.max(ts);
+        }
+        if let Some(recent) = &self.recent {
+            let scored = crate::ui::Scored {
+                score,
+                forecast,
+                lower,
+                upper,
+            };
+            recent.record(key, series, model.kind(), scored);
         }
         if score.is_empty() {
             return;
