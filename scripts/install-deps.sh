@@ -11,8 +11,11 @@ for bin in prometheus victoria-metrics vmagent; do
 done
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v taskset >/dev/null 2>&1 || need+=(taskset)
+# The page's browser test: headless Debian Chromium driven by playwright-core (npm).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then
-    echo "install-deps: prometheus, victoria-metrics, vmagent, python3, taskset present"
+    echo "install-deps: prometheus, victoria-metrics, vmagent, python3, taskset, chromium, npm present"
     exit 0
 fi
 
@@ -23,6 +26,8 @@ for bin in "${need[@]}"; do
         victoria-metrics|vmagent) pkgs+=(victoria-metrics) ;;
         python3) pkgs+=(python3) ;;
         taskset) pkgs+=(util-linux) ;;
+        chromium) pkgs+=(chromium fonts-dejavu-core) ;;
+        npm) pkgs+=(npm) ;;
     esac
 done
 # shellcheck disable=SC2207

@@ -24,6 +24,9 @@ if [ -f "$rwload_src/Cargo.toml" ]; then
 else
     echo "test.sh: no rwload at $rwload_src (set RWLOAD_SRC); tests/e2e_rwload.rs will fail" >&2
 fi
+# playwright-core for the page's browser test, from the committed lock file (no browser
+# download: the test drives Debian's /usr/bin/chromium).
+npm ci --prefix tests/browser --no-audit --no-fund
 status=0
 cargo test --release --no-fail-fast "$@" || status=$?
 # Deploy artefacts: Kubernetes schemas (offline), promtool, omen check-config,
