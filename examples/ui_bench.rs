@@ -29,7 +29,10 @@ fn main() {
     let per_round = series.div_ceil(BATCH);
     let variants = [
         ("ui off", "ui: {enabled: false}".to_string()),
-        ("ui on, 500 tracked", "ui: {enabled: true, max_series: 500, points: 240}".to_string()),
+        (
+            "ui on, 500 tracked",
+            "ui: {enabled: true, max_series: 500, points: 240}".to_string(),
+        ),
         (
             "ui on, all tracked",
             format!("ui: {{enabled: true, max_series: {series}, points: 240}}"),
@@ -72,7 +75,13 @@ fn main() {
     println!("{series} series x {rounds} rounds, {BATCH}-series requests; ns per sample (build + commit), median of 3:");
     for ((name, _), r) in variants.iter().zip(&mut results) {
         r.sort_by(f64::total_cmp);
-        println!("  {name:<20} {:7.1} ns   (runs: {:?})", r[1], r.iter().map(|x| (x * 10.0).round() / 10.0).collect::<Vec<_>>());
+        println!(
+            "  {name:<20} {:7.1} ns   (runs: {:?})",
+            r[1],
+            r.iter()
+                .map(|x| (x * 10.0).round() / 10.0)
+                .collect::<Vec<_>>()
+        );
     }
 }
 
@@ -92,7 +101,14 @@ fn body(r: usize, range: std::ops::Range<usize>) -> Vec<u8> {
     let timeseries = range
         .map(|s| proto::TimeSeries {
             labels: vec![
-                label("__name__", if s % 2 == 0 { "node_load1" } else { "http_requests_in_flight" }),
+                label(
+                    "__name__",
+                    if s % 2 == 0 {
+                        "node_load1"
+                    } else {
+                        "http_requests_in_flight"
+                    },
+                ),
                 label("instance", &format!("10.1.{}.{}:9100", s / 250, s % 250)),
                 label("job", "node"),
                 label("pod", &format!("pod-{s:06}")),

@@ -28,15 +28,22 @@ fn printed_url(log: &Path) -> Result<String, String> {
 fn page_renders_table_and_chart_without_console_errors() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("tests/browser/page.mjs");
-    let (Some(node), Some(_chromium)) = (require_program("node"), require_program("chromium")) else {
+    let (Some(node), Some(_chromium)) = (require_program("node"), require_program("chromium"))
+    else {
         return;
     };
-    if !root.join("tests/browser/node_modules/playwright-core").is_dir() {
+    if !root
+        .join("tests/browser/node_modules/playwright-core")
+        .is_dir()
+    {
         // Same rule as a missing program: CI and scripts/test.sh never skip.
         let strict = ["CI", "OMEN_E2E_REQUIRE"]
             .iter()
             .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "0" && s != "false"));
-        assert!(!strict, "playwright-core is missing: run `npm ci --prefix tests/browser`");
+        assert!(
+            !strict,
+            "playwright-core is missing: run `npm ci --prefix tests/browser`"
+        );
         eprintln!("SKIPPING browser test: run `npm ci --prefix tests/browser` first");
         return;
     }
@@ -44,7 +51,13 @@ fn page_renders_table_and_chart_without_console_errors() {
     let mut demo = Proc::spawn(
         "demo",
         &dir.path,
-        Command::new(env!("CARGO_BIN_EXE_omen")).args(["demo", "--listen", "127.0.0.1:0", "--speed", "10"]),
+        Command::new(env!("CARGO_BIN_EXE_omen")).args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--speed",
+            "10",
+        ]),
     );
     let url = wait_for("the printed URL", Duration::from_secs(20), || {
         demo.check_running()?;
@@ -57,9 +70,11 @@ fn page_renders_table_and_chart_without_console_errors() {
         let r = procs::http::get(&format!("{}api/omen/demo", url)).map_err(|e| e.to_string())?;
         let info: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
         let now = info["sim_now_ms"].as_i64().unwrap_or(0);
-        let past = info["anomalies"]
-            .as_array()
-            .map_or(0, |a| a.iter().filter(|a| a["end_ms"].as_i64().unwrap_or(i64::MAX) + 5_000 < now).count());
+        let past = info["anomalies"].as_array().map_or(0, |a| {
+            a.iter()
+                .filter(|a| a["end_ms"].as_i64().unwrap_or(i64::MAX) + 5_000 < now)
+                .count()
+        });
         if past >= 3 {
             Ok(())
         } else {
@@ -78,7 +93,10 @@ fn page_renders_table_and_chart_without_console_errors() {
         .expect("run node");
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "browser check failed:\n{stderr}\n{stdout}");
+    assert!(
+        run.status.success(),
+        "browser check failed:\n{stderr}\n{stdout}"
+    );
     assert!(out.join("omen-page.png").is_file());
     eprintln!("browser check: {stdout}screenshots in {}", out.display());
     demo.check_running().expect("omen demo still running");

@@ -71,7 +71,11 @@ fn demo_scores_injected_anomalies_above_1_and_steady_parts_at_most_1() {
     assert_eq!(page.status, 200);
     assert!(page.text().contains("/ui/app.js"));
     for asset in ["/ui/app.js", "/ui/app.css"] {
-        assert_eq!(http::get(&format!("{base}{asset}")).unwrap().status, 200, "{asset}");
+        assert_eq!(
+            http::get(&format!("{base}{asset}")).unwrap().status,
+            200,
+            "{asset}"
+        );
     }
 
     // The first round of anomalies ends 140 simulated seconds in; wait for 170 (8.5 s
@@ -99,15 +103,29 @@ fn demo_scores_injected_anomalies_above_1_and_steady_parts_at_most_1() {
         .iter()
         .filter(|a| a["end_ms"].as_i64().unwrap() + 5_000 < sim_now)
         .collect();
-    let kinds: Vec<&str> = anomalies.iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = anomalies
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(
         kinds,
-        ["spike", "level_shift", "counter_stall", "dip", "error_burst", "noise_burst"],
+        [
+            "spike",
+            "level_shift",
+            "counter_stall",
+            "dip",
+            "error_burst",
+            "noise_burst"
+        ],
         "{info}"
     );
 
     for source in ["omen", "downstream"] {
-        let ranked = get_json(&base, &format!("/api/omen/series?limit=1000&source={source}")).unwrap();
+        let ranked = get_json(
+            &base,
+            &format!("/api/omen/series?limit=1000&source={source}"),
+        )
+        .unwrap();
         let rows = ranked["series"].as_array().unwrap();
         assert_eq!(rows.len(), 300, "{source}: every series is in the record");
         let windows = |row: &Value| -> Vec<(i64, i64)> {
@@ -115,18 +133,31 @@ fn demo_scores_injected_anomalies_above_1_and_steady_parts_at_most_1() {
                 .iter()
                 .filter(|a| a["for"] == row["for"] && a["labels"] == row["labels"])
                 // The model needs a few samples to adopt a shifted level or a new scale.
-                .map(|a| (a["start_ms"].as_i64().unwrap(), a["end_ms"].as_i64().unwrap() + 30_000))
+                .map(|a| {
+                    (
+                        a["start_ms"].as_i64().unwrap(),
+                        a["end_ms"].as_i64().unwrap() + 30_000,
+                    )
+                })
                 .collect()
         };
         for a in &anomalies {
             let row = find(rows, a).unwrap_or_else(|| panic!("{source}: no series for {a}"));
-            let (start, end) = (a["start_ms"].as_i64().unwrap(), a["end_ms"].as_i64().unwrap());
+            let (start, end) = (
+                a["start_ms"].as_i64().unwrap(),
+                a["end_ms"].as_i64().unwrap(),
+            );
             let max = scores(&base, source, row["id"].as_str().unwrap())
                 .into_iter()
                 .filter(|&(t, _)| t >= start && t <= end + 2_000)
                 .map(|(_, s)| s)
                 .fold(0.0, f64::max);
-            assert!(max > 1.0, "{source}: {} on {} scored at most {max}", a["kind"], a["for"]);
+            assert!(
+                max > 1.0,
+                "{source}: {} on {} scored at most {max}",
+                a["kind"],
+                a["for"]
+            );
         }
         let (mut steady, mut calm) = (0usize, 0usize);
         for row in rows {
@@ -141,11 +172,18 @@ fn demo_scores_injected_anomalies_above_1_and_steady_parts_at_most_1() {
         }
         let share = calm as f64 / steady as f64;
         assert!(steady > 10_000, "{source}: only {steady} steady points");
-        assert!(share >= 0.98, "{source}: only {:.2}% of {steady} steady points scored <= 1", share * 100.0);
+        assert!(
+            share >= 0.98,
+            "{source}: only {:.2}% of {steady} steady points scored <= 1",
+            share * 100.0
+        );
     }
 
     let exit = demo.terminate(Duration::from_secs(15));
-    assert!(exit.is_some_and(|s| s.success()), "clean exit on SIGTERM: {exit:?}");
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "clean exit on SIGTERM: {exit:?}"
+    );
     let log = std::fs::read_to_string(&demo.log).unwrap();
     assert!(log.contains("omen demo: stopped"), "{log}");
 }

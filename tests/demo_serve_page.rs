@@ -25,7 +25,10 @@ fn point(i: i64) -> (i64, f64) {
 }
 
 fn room(r: usize, samples: &[(i64, f64)]) -> proto::TimeSeries {
-    series(&[("__name__", "temperature"), ("room", &format!("r{r:03}"))], samples)
+    series(
+        &[("__name__", "temperature"), ("room", &format!("r{r:03}"))],
+        samples,
+    )
 }
 
 async fn json(omen: &Omen, path: &str) -> Value {
@@ -58,12 +61,23 @@ async fn record_is_bounded_and_admits_anomalous_series_when_full() {
     let row = &ranked["series"][0];
     assert_eq!(row["for"], "temperature");
     assert!(row["score"].as_f64().unwrap() <= 1.0, "{row}");
-    let detail = json(&omen, &format!("/api/omen/series/{}", row["id"].as_str().unwrap())).await;
-    assert_eq!(detail["t"].as_array().unwrap().len(), 20, "ring of ui.points");
+    let detail = json(
+        &omen,
+        &format!("/api/omen/series/{}", row["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(
+        detail["t"].as_array().unwrap().len(),
+        20,
+        "ring of ui.points"
+    );
     for k in ["value", "forecast", "lower", "upper", "score"] {
         assert_eq!(detail[k].as_array().unwrap().len(), 20, "{k}");
     }
-    let (lo, hi) = (detail["lower"][19].as_f64().unwrap(), detail["upper"][19].as_f64().unwrap());
+    let (lo, hi) = (
+        detail["lower"][19].as_f64().unwrap(),
+        detail["upper"][19].as_f64().unwrap(),
+    );
     let v = detail["value"][19].as_f64().unwrap();
     assert!(lo < v && v < hi, "{lo} < {v} < {hi}");
 
@@ -73,16 +87,30 @@ async fn record_is_bounded_and_admits_anomalous_series_when_full() {
     assert_eq!(write(&omen, &request(all)).await.status, 204);
     let status = json(&omen, "/api/omen/status").await;
     assert!(status["record"]["series"].as_u64().unwrap() <= 16);
-    assert!(status["record"]["evictions"].as_u64().unwrap() > 0, "{status}");
+    assert!(
+        status["record"]["evictions"].as_u64().unwrap() > 0,
+        "{status}"
+    );
     let ranked = json(&omen, "/api/omen/series?limit=1&rank=window").await;
-    assert!(ranked["series"][0]["score"].as_f64().unwrap() > 1.0, "{ranked}");
+    assert!(
+        ranked["series"][0]["score"].as_f64().unwrap() > 1.0,
+        "{ranked}"
+    );
     assert_eq!(ranked["series"].as_array().unwrap().len(), 1);
 
     // The page and its assets; unknown ids and paths are 404s.
     let page = get(&omen.url("/")).await;
     assert_eq!(page.status, 200);
-    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert_eq!(get(&omen.url("/api/omen/series/00000000000000ff")).await.status, 404);
+    assert!(page.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert_eq!(
+        get(&omen.url("/api/omen/series/00000000000000ff"))
+            .await
+            .status,
+        404
+    );
     assert_eq!(get(&omen.url("/api/omen/demo")).await.status, 404);
 }
 

@@ -389,7 +389,10 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
         points: positive(ui.points, 240, "ui.points")?,
     };
     if ui.max_series > 100_000 {
-        return Err(key_err("ui.max_series", "at most 100000 (the page is for people)"));
+        return Err(key_err(
+            "ui.max_series",
+            "at most 100000 (the page is for people)",
+        ));
     }
     if ui.points < 2 || ui.points > 10_000 {
         return Err(key_err("ui.points", "must be between 2 and 10000"));

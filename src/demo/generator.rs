@@ -298,7 +298,8 @@ impl Series {
                 // Requests per second follow the day; errors are a small, noisy share.
                 let mut rate = self.base * (1.0 + 0.5 * day) * (1.0 + 0.03 * noise);
                 if self.errors {
-                    rate = (self.base * (1.0 + 0.3 * day) + noise * self.base.sqrt() * 0.3).max(0.0);
+                    rate =
+                        (self.base * (1.0 + 0.3 * day) + noise * self.base.sqrt() * 0.3).max(0.0);
                     if anomaly == Some(AnomalyKind::ErrorBurst) {
                         rate *= 20.0;
                     }
@@ -322,7 +323,8 @@ impl Series {
             }
             Family::Memory => {
                 // A slow swell over the day, plus a little noise.
-                let v = self.base * (1.0 + 0.04 * (0.5 * TAU * t as f64 / DAY_S + self.phase).sin())
+                let v = self.base
+                    * (1.0 + 0.04 * (0.5 * TAU * t as f64 / DAY_S + self.phase).sin())
                     + self.base * 0.002 * noise;
                 v * shift
             }
@@ -349,7 +351,11 @@ fn synthetic(k: usize) -> Series {
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ (k as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     let phase = uniform(&mut rng) * 0.6;
     let service = SERVICES[n % SERVICES.len()];
-    let instance = format!("10.0.{}.{}:8080", n / SERVICES.len(), 10 + n % SERVICES.len());
+    let instance = format!(
+        "10.0.{}.{}:8080",
+        n / SERVICES.len(),
+        10 + n % SERVICES.len()
+    );
     let node = format!("node-{n:03}");
     let l = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = pairs
@@ -363,13 +369,33 @@ fn synthetic(k: usize) -> Series {
         Family::Requests => {
             let errors = n % 4 == 3;
             let code = if errors { "500" } else { "200" };
-            let labels = l(&[("job", "api"), ("service", service), ("instance", &instance), ("code", code)]);
-            let base = if errors { 3.0 } else { 40.0 + 20.0 * uniform(&mut rng) };
-            ("http_requests_total", labels, errors, base, (1e5 * uniform(&mut rng)).round())
+            let labels = l(&[
+                ("job", "api"),
+                ("service", service),
+                ("instance", &instance),
+                ("code", code),
+            ]);
+            let base = if errors {
+                3.0
+            } else {
+                40.0 + 20.0 * uniform(&mut rng)
+            };
+            (
+                "http_requests_total",
+                labels,
+                errors,
+                base,
+                (1e5 * uniform(&mut rng)).round(),
+            )
         }
         Family::Latency => (
             "http_request_duration_seconds",
-            l(&[("job", "api"), ("service", service), ("instance", &instance), ("quantile", "0.99")]),
+            l(&[
+                ("job", "api"),
+                ("service", service),
+                ("instance", &instance),
+                ("quantile", "0.99"),
+            ]),
             false,
             0.08 + 0.1 * uniform(&mut rng),
             0.0,
@@ -445,7 +471,10 @@ fn replayed(dir: &Path) -> anyhow::Result<Vec<Series>> {
             .filter(|v: &f64| v.is_finite())
             .collect();
         if values.is_empty() {
-            bail!("{}: no numeric values (expected timestamp,value rows)", path.display());
+            bail!(
+                "{}: no numeric values (expected timestamp,value rows)",
+                path.display()
+            );
         }
         let file = path
             .strip_prefix(dir)

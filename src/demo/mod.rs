@@ -212,7 +212,9 @@ async fn send_loop(
                     tracing::warn!(status = %resp.status(), "omen refused a demo request; dropped");
                     break;
                 }
-                Ok(resp) => tracing::warn!(status = %resp.status(), attempt, "omen answered; retrying"),
+                Ok(resp) => {
+                    tracing::warn!(status = %resp.status(), attempt, "omen answered; retrying")
+                }
                 Err(e) => tracing::warn!(error = %e, attempt, "write failed; retrying"),
             }
             tokio::time::sleep(Duration::from_millis(200 << attempt.min(3))).await;

@@ -138,7 +138,10 @@ impl Receiver {
             let key = key(original, ts.labels.iter().filter(skip));
             let hottest = || {
                 if field == Field::Score {
-                    ts.samples.iter().map(|s| s.value as f32).fold(0.0, f32::max)
+                    ts.samples
+                        .iter()
+                        .map(|s| s.value as f32)
+                        .fold(0.0, f32::max)
                 } else {
                     0.0
                 }

@@ -92,7 +92,10 @@ pub fn serves(path: &str) -> bool {
 pub fn handle(app: &App, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
     let ui = app.ui();
     if ui.recent.is_none() {
-        return plain(StatusCode::NOT_FOUND, "the page is off (ui.enabled: false)\n");
+        return plain(
+            StatusCode::NOT_FOUND,
+            "the page is off (ui.enabled: false)\n",
+        );
     }
     let param = |name: &str| {
         query?.split('&').find_map(|kv| match kv.split_once('=') {

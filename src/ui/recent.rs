@@ -53,31 +53,36 @@ impl Recent {
                 .filter(|s| s.is_finite())
                 .fold(0.0, f32::max)
         };
-        self.tracks.with(key, peak, || meta(series, kind), |track| {
-            let mut j = 0;
-            for (ts, raw) in series.samples() {
-                let value = track.value_of(ts, raw);
-                // Scored timestamps are a subsequence of the sample timestamps.
-                while j < scored.score.len() && scored.score[j].0 < ts {
+        self.tracks.with(
+            key,
+            peak,
+            || meta(series, kind),
+            |track| {
+                let mut j = 0;
+                for (ts, raw) in series.samples() {
+                    let value = track.value_of(ts, raw);
+                    // Scored timestamps are a subsequence of the sample timestamps.
+                    while j < scored.score.len() && scored.score[j].0 < ts {
+                        j += 1;
+                    }
+                    if j >= scored.score.len() || scored.score[j].0 != ts {
+                        continue;
+                    }
+                    let score = scored.score[j].1;
+                    if score.is_finite() {
+                        track.push(Point {
+                            ts,
+                            value: value as f32,
+                            forecast: scored.forecast[j].1 as f32,
+                            lower: scored.lower[j].1 as f32,
+                            upper: scored.upper[j].1 as f32,
+                            score: score as f32,
+                        });
+                    }
                     j += 1;
                 }
-                if j >= scored.score.len() || scored.score[j].0 != ts {
-                    continue;
-                }
-                let score = scored.score[j].1;
-                if score.is_finite() {
-                    track.push(Point {
-                        ts,
-                        value: value as f32,
-                        forecast: scored.forecast[j].1 as f32,
-                        lower: scored.lower[j].1 as f32,
-                        upper: scored.upper[j].1 as f32,
-                        score: score as f32,
-                    });
-                }
-                j += 1;
-            }
-        });
+            },
+        );
     }
 }
 

@@ -430,12 +430,17 @@ mod tests {
             ..meta("c_total")
         };
         let got: Vec<f64> = tracks
-            .with(1, || 0.0, || m, |t| {
-                [(0, 10.0), (1000, 20.0), (2000, 5.0)]
-                    .iter()
-                    .map(|&(ts, v)| t.value_of(ts, v))
-                    .collect()
-            })
+            .with(
+                1,
+                || 0.0,
+                || m,
+                |t| {
+                    [(0, 10.0), (1000, 20.0), (2000, 5.0)]
+                        .iter()
+                        .map(|&(ts, v)| t.value_of(ts, v))
+                        .collect()
+                },
+            )
             .unwrap();
         assert!(got[0].is_nan());
         assert_eq!(&got[1..], &[10.0, 5.0]);
@@ -444,12 +449,17 @@ mod tests {
     #[test]
     fn point_at_fills_fields_of_points_in_the_window() {
         let tracks = Tracks::new(16, 8);
-        tracks.with(1, || 0.0, || meta("a"), |t| {
-            t.point_at(10).unwrap().value = 1.0;
-            t.point_at(20).unwrap().value = 2.0;
-            t.point_at(10).unwrap().score = 0.5;
-            assert!(t.point_at(15).is_none());
-        });
+        tracks.with(
+            1,
+            || 0.0,
+            || meta("a"),
+            |t| {
+                t.point_at(10).unwrap().value = 1.0;
+                t.point_at(20).unwrap().value = 2.0;
+                t.point_at(10).unwrap().score = 0.5;
+                assert!(t.point_at(15).is_none());
+            },
+        );
         let d = tracks.detail(&format!("{:016x}", 1)).unwrap();
         assert_eq!(d.score, vec![Some(0.5), None]);
         assert_eq!(d.summary.anomalies, 0);
