@@ -188,7 +188,7 @@ pub fn status(app: &App, window: &Window, demo: bool) -> Status {
             rules: state.config.models.rules.len(),
             evictions: m.model_evictions.get(),
             retired: m.models_retired.get(),
-            fit_backlog: None,
+            fit_backlog: Some(app.models().fitter().backlog() as u64),
         },
         downstream: Downstream {
             url: shown_url(&state.config.downstream.url),
