@@ -240,31 +240,21 @@ pub struct Answer {
 
 /// POSTs a body with the given headers.
 pub async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = Request::post(url);
     for (n, v) in headers {
         req = req.header(*n, *v);
     }
-    let resp = client
-        .request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .expect("omen answers");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    send(req.body(Full::new(Bytes::from(body))).unwrap()).await
 }
 
 pub async fn get(url: &str) -> Answer {
+    send(Request::get(url).body(Full::default()).unwrap()).await
+}
+
+/// Sends a request on a fresh client and reads the whole answer.
+async fn send(req: Request<Full<Bytes>>) -> Answer {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let resp = client
-        .request(Request::get(url).body(Full::default()).unwrap())
-        .await
-        .expect("omen answers");
+    let resp = client.request(req).await.expect("omen answers");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
