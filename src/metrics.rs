@@ -54,6 +54,8 @@ pub struct Metrics {
     /// Series not given a history because the store was full.
     pub fit_history_rejected: IntCounter,
     pub fit_history_evictions: IntCounter,
+    /// Fits finished after their series' model time reached the adoption point.
+    pub fit_late: IntCounter,
 }
 
 impl Metrics {
@@ -224,6 +226,10 @@ impl Metrics {
             fit_history_evictions: counter(
                 "omen_fit_history_evictions_total",
                 "Fit histories dropped (idle series, or to admit new series when full).",
+            ),
+            fit_late: counter(
+                "omen_fit_late_total",
+                "Fits that finished after their series' model time reached the adoption point (an hour after the series became due); such a fit is adopted at the next commit, so replicas fed the same stream may differ.",
             ),
             registry,
         };

@@ -67,7 +67,8 @@ models:
         send(chunk).await;
     }
     wait_for(&omen, "omen_fits_total{result=\"season\"}", 1.0).await;
-    // The next commit adopts the fit; the samples after it are modeled with it.
+    // The last fit (due at 48 h) is adopted at the first commit an hour of model time later;
+    // the samples after the next one are modeled with a fit (the 24 h one until then).
     send(&samples[two_days + 1..two_days + 2]).await;
     let adopted = fake.received().len();
     for chunk in samples[two_days + 2..].chunks(120) {

@@ -14,6 +14,14 @@ pub const FIRST_FIT_BUCKETS: u32 = 72;
 pub const REFIT_BUCKETS: u32 = 144;
 /// Closed buckets after a fit before errors that grew may trigger a refit (an hour).
 const MIN_REFIT_BUCKETS: u32 = 6;
+/// Buckets of model time from the point a series becomes due (the end of the window it is
+/// fitted on) to the commit that adopts the fit (an hour). Both points are model time, so two
+/// replicas fed the same requests fit the same window and adopt at the same commit, however
+/// fast their fitting threads are, as long as the fit finishes within this lag.
+pub const ADOPT_LAG_BUCKETS: i64 = 6;
+/// Buckets a fit sees: the ring minus the lag, the part no bucket closed after the due point
+/// can have overwritten by the time the fit is adopted.
+pub const WINDOW_BUCKETS: usize = BUCKETS - ADOPT_LAG_BUCKETS as usize;
 /// Smoothing of the error level (mean of the capped anomaly score) per scored sample.
 const ERR_RATE: f32 = 0.01;
 /// Scores are capped here before they enter the error level, so one anomaly does not count
@@ -80,12 +88,18 @@ pub struct History {
     err_at_fit: f32,
     /// In the backlog (at most once).
     pub queued: bool,
+    /// The open bucket when the series last became due: its fit window ends before it, and
+    /// the fit is adopted from bucket `due_head + ADOPT_LAG_BUCKETS` on. `i64::MIN` = never.
+    due_head: i64,
+    /// `per_bucket` at the due point.
+    due_per_bucket: f32,
     /// Wall-clock second (store-relative) of the last feed, for idle eviction.
     pub last_feed_s: u32,
     /// The adopted fit, applied to this series' parameters.
     pub active: Option<Fitted>,
-    /// A fit waiting for the series' next commit, where it is adopted.
-    pub pending: Option<Fitted>,
+    /// A fit waiting to be adopted, at the first commit whose model time reaches the bucket
+    /// that goes with it.
+    pub pending: Option<(Fitted, i64)>,
 }
 
 impl History {
@@ -106,6 +120,8 @@ impl History {
             err: 0.0,
             err_at_fit: 0.0,
             queued: false,
+            due_head: i64::MIN,
+            due_per_bucket: 0.0,
             last_feed_s: 0,
             active: None,
             pending: None,
@@ -130,6 +146,8 @@ impl History {
         self.err = 0.0;
         self.err_at_fit = 0.0;
         self.queued = false;
+        self.due_head = i64::MIN;
+        self.due_per_bucket = 0.0;
         self.active = None;
         self.pending = None;
     }
@@ -227,29 +245,53 @@ impl History {
         (since >= REFIT_BUCKETS).then_some(Due::Refit)
     }
 
-    /// Copies the closed buckets, oldest first, into `out`; returns the start (ms) of the
-    /// first. Marks the fit as started (the clock and error level it is measured against).
-    pub fn snapshot(&mut self, out: &mut Vec<f64>) -> i64 {
-        out.clear();
-        out.extend((1..=BUCKETS as i64).rev().map(|age| {
-            let v = self.ring[slot(self.head - age)];
-            f64::from(v)
-        }));
+    /// Marks the due point (call when [`History::due`] said so): the fit's window ends here,
+    /// and the clock and error level the next `due` is measured against start here. Returns
+    /// the bucket from which the fit is to be adopted.
+    pub fn begin(&mut self) -> i64 {
+        self.queued = true;
+        self.due_head = self.head;
+        self.due_per_bucket = self.per_bucket;
         self.fitted_at = self.closed.max(1);
         self.err_at_fit = self.err;
-        (self.head - BUCKETS as i64) * BUCKET_MS
+        self.adopt_at()
     }
 
-    /// Mean samples per bucket seen so far (at least 1).
+    /// The open bucket (`ts / BUCKET_MS` of the newest sample); `i64::MIN` before the first.
+    pub fn open_bucket(&self) -> i64 {
+        self.head
+    }
+
+    /// The bucket from which the fit begun at the last due point is adopted.
+    pub fn adopt_at(&self) -> i64 {
+        self.due_head.saturating_add(ADOPT_LAG_BUCKETS)
+    }
+
+    /// Copies the fit window, [`WINDOW_BUCKETS`] closed buckets oldest first, into `out`;
+    /// returns the start (ms) of the first and whether the window is the one of the due
+    /// point. It is unless the series' model time already passed the adoption bucket (the
+    /// fit is late: its window then ends at the newest closed bucket instead).
+    pub fn snapshot(&self, out: &mut Vec<f64>) -> (i64, bool) {
+        let on_time = self.due_head != i64::MIN && self.head < self.adopt_at();
+        let end = if on_time { self.due_head } else { self.head };
+        out.clear();
+        out.extend((1..=WINDOW_BUCKETS as i64).rev().map(|age| {
+            let v = self.ring[slot(end - age)];
+            f64::from(v)
+        }));
+        ((end - WINDOW_BUCKETS as i64) * BUCKET_MS, on_time)
+    }
+
+    /// Mean samples per bucket at the due point (at least 1).
     pub fn samples_per_bucket(&self) -> f64 {
-        f64::from(self.per_bucket).max(1.0)
+        f64::from(self.due_per_bucket).max(1.0)
     }
 
     /// True if the last fit found no season: such a series gains least from its history and
     /// is evicted first when the store is full.
     pub fn fitted_flat(&self) -> bool {
         self.active
-            .or(self.pending)
+            .or(self.pending.map(|p| p.0))
             .is_some_and(|f| f.season_ms == 0)
     }
 
@@ -287,13 +329,16 @@ mod tests {
             h.push(fed(ts, v));
         }
         let mut out = Vec::new();
-        let start = h.snapshot(&mut out);
-        assert_eq!(start, (3 - BUCKETS as i64) * BUCKET_MS);
-        let tail = &out[BUCKETS - 3..];
+        h.begin();
+        let (start, on_time) = h.snapshot(&mut out);
+        assert!(on_time);
+        assert_eq!(start, (3 - WINDOW_BUCKETS as i64) * BUCKET_MS);
+        assert_eq!(out.len(), WINDOW_BUCKETS);
+        let tail = &out[WINDOW_BUCKETS - 3..];
         assert_eq!(tail[0], 2.0);
         assert_eq!(tail[1], 10.0);
         assert!(tail[2].is_nan());
-        assert!(out[..BUCKETS - 3].iter().all(|v| v.is_nan()));
+        assert!(out[..WINDOW_BUCKETS - 3].iter().all(|v| v.is_nan()));
     }
 
     #[test]
@@ -308,12 +353,13 @@ mod tests {
         h.push(fed(50_000, 1_010.0));
         h.push(fed(BUCKET_MS, 0.0));
         let mut out = Vec::new();
+        h.begin();
         h.snapshot(&mut out);
         // (100 + 50 + 10) over 30 s.
         assert!(
-            (out[BUCKETS - 1] - 160.0 / 30.0).abs() < 1e-4,
+            (out[WINDOW_BUCKETS - 1] - 160.0 / 30.0).abs() < 1e-4,
             "{}",
-            out[BUCKETS - 1]
+            out[WINDOW_BUCKETS - 1]
         );
     }
 
@@ -335,20 +381,24 @@ mod tests {
         assert_eq!(h.due(), None);
         feed_buckets(&mut h, 1, 0.1);
         assert_eq!(h.due(), Some(Due::New));
-        h.snapshot(&mut Vec::new());
+        h.begin();
+        h.queued = false;
         // Half the history again: "new" until the history doubled.
         feed_buckets(&mut h, 10, 0.1);
         assert_eq!(h.due(), None);
         feed_buckets(&mut h, FIRST_FIT_BUCKETS as i64, 0.1);
         assert_eq!(h.due(), Some(Due::New));
-        h.snapshot(&mut Vec::new());
+        h.begin();
+        h.queued = false;
         feed_buckets(&mut h, 400, 0.1);
         assert_eq!(h.due(), Some(Due::New));
-        h.snapshot(&mut Vec::new());
+        h.begin();
+        h.queued = false;
         // Full history: errors that grew come before the daily refit.
         feed_buckets(&mut h, 10, 3.0);
         assert_eq!(h.due(), Some(Due::ErrorsGrew));
-        h.snapshot(&mut Vec::new());
+        h.begin();
+        h.queued = false;
         feed_buckets(&mut h, REFIT_BUCKETS as i64 - 1, 0.1);
         assert_eq!(h.due(), None);
         feed_buckets(&mut h, 1, 0.1);
@@ -361,6 +411,7 @@ mod tests {
         h.push(fed(0, 5.0));
         h.push(fed(BUCKET_MS * 10_000, 6.0));
         let mut out = Vec::new();
+        h.begin();
         h.snapshot(&mut out);
         assert!(out.iter().all(|v| v.is_nan()));
     }

@@ -17,11 +17,13 @@ pub mod pool;
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub use history::{Due, Fed, Fitted, BUCKETS, BUCKET_MS, FIRST_FIT_BUCKETS};
+pub use history::{
+    Due, Fed, Fitted, ADOPT_LAG_BUCKETS, BUCKETS, BUCKET_MS, FIRST_FIT_BUCKETS, WINDOW_BUCKETS,
+};
 
 use crate::config::FitConfig;
 use crate::idhash::BuildIdHasher;
@@ -47,6 +49,12 @@ pub struct Fitter {
     ready: Condvar,
     /// Fits published but not yet adopted: lets `adopt` skip its lock when there are none.
     pending: AtomicUsize,
+    /// At most the earliest adoption bucket of the pending fits (lowered when one is
+    /// published, raised again by the sweep): lets `adopt` skip its lock before then.
+    next_adopt: AtomicI64,
+    /// Held by a publication and by the sweep that recomputes `next_adopt` (taken before
+    /// any shard lock), so the sweep never raises it above a fit it did not see.
+    publish: Mutex<()>,
     /// Series with an adopted fit: lets `params` skip its lock while there are none.
     adopted: AtomicUsize,
     live: AtomicUsize,
@@ -105,6 +113,8 @@ impl Fitter {
             backlog: Mutex::new(Backlog::default()),
             ready: Condvar::new(),
             pending: AtomicUsize::new(0),
+            next_adopt: AtomicI64::new(i64::MAX),
+            publish: Mutex::new(()),
             adopted: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),
@@ -147,10 +157,17 @@ impl Fitter {
         shard.slots[i as usize].history.active
     }
 
-    /// Adopts a finished fit for `key`, if one waits: from now on the series is modeled with
-    /// it, and its seasonal profile is seeded into `model` (the state about to be committed).
+    /// Adopts a finished fit for `key` if one waits and `model` (the state about to be
+    /// committed) reached the fit's adoption bucket in model time: from now on the series is
+    /// modeled with it, and its seasonal profile is seeded into `model`.
     pub fn adopt(&self, key: u64, model: &mut Model, rule: &Params) {
         if self.pending.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let Some(now) = model.last_timestamp().map(|ts| ts.div_euclid(BUCKET_MS)) else {
+            return;
+        };
+        if now < self.next_adopt.load(Ordering::Relaxed) {
             return;
         }
         let mut shard = lock(self.shard(key));
@@ -158,7 +175,7 @@ impl Fitter {
             return;
         };
         let h = &mut shard.slots[i as usize].history;
-        let Some(new) = h.pending.take() else {
+        let Some(new) = h.pending.take_if(|(_, at)| *at <= now).map(|(f, _)| f) else {
             return;
         };
         self.pending.fetch_sub(1, Ordering::Relaxed);
@@ -205,7 +222,7 @@ impl Fitter {
         }
         let due = if closed { h.due() } else { None };
         if let Some(due) = due {
-            h.queued = true;
+            h.begin();
             drop(shard);
             self.enqueue(key, due);
         }
@@ -260,15 +277,19 @@ impl Fitter {
         self.ready.notify_all();
     }
 
-    /// Fits series `key` from its history (if it still has one) and publishes the result for
-    /// adoption at the series' next commit. `buf` is scratch space. Returns the estimate.
+    /// Fits series `key` on the window of its last due point (if it still has a history) and
+    /// publishes the result for adoption at the series' first commit at or after the adoption
+    /// bucket. `buf` is scratch space. Returns the estimate.
     pub fn fit_one(&self, key: u64, buf: &mut Vec<f64>) -> Option<Estimate> {
-        let (start_ms, per_bucket) = {
+        let (start_ms, per_bucket, adopt_at) = {
             let mut shard = lock(self.shard(key));
             let i = *shard.index.get(&key)?;
             let h = &mut shard.slots[i as usize].history;
             h.queued = false;
-            (h.snapshot(buf), h.samples_per_bucket())
+            let (start_ms, on_time) = h.snapshot(buf);
+            // A late fit is adopted at the next commit, whatever its model time.
+            let adopt_at = if on_time { h.adopt_at() } else { i64::MIN };
+            (start_ms, h.samples_per_bucket(), adopt_at)
         };
         let result = estimate(buf, start_ms, BUCKET_MS);
         let label = match &result {
@@ -279,10 +300,19 @@ impl Fitter {
         self.metrics.fits.with_label_values(&[label]).inc();
         let e = result.ok()?;
         let fitted = per_sample(&e, per_bucket);
+        let _publishing = lock(&self.publish);
         let mut shard = lock(self.shard(key));
         if let Some(&i) = shard.index.get(&key) {
             let h = &mut shard.slots[i as usize].history;
-            if h.pending.replace(fitted).is_none() {
+            // Late if a commit already reached the adoption bucket without this fit.
+            let adopt_at = if h.open_bucket() >= adopt_at {
+                self.metrics.fit_late.inc();
+                i64::MIN
+            } else {
+                adopt_at
+            };
+            self.next_adopt.fetch_min(adopt_at, Ordering::Relaxed);
+            if h.pending.replace((fitted, adopt_at)).is_none() {
                 self.pending.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -297,6 +327,9 @@ impl Fitter {
         let rejected = self.rejected.swap(0, Ordering::Relaxed) as usize;
         let make_room = rejected.div_ceil(SHARDS).min(self.per_shard / 100 + 1);
         let mut evicted = 0;
+        // Recomputed from the pending fits, with publications held off meanwhile.
+        let _publishing = lock(&self.publish);
+        let mut next_adopt = i64::MAX;
         for shard in &self.shards {
             let mut shard = lock(shard);
             let mut idle = Vec::new();
@@ -305,6 +338,9 @@ impl Fitter {
                 let h = &slot.history;
                 if shard.index.get(&slot.key) != Some(&(i as u32)) {
                     continue;
+                }
+                if let Some((_, at)) = h.pending {
+                    next_adopt = next_adopt.min(at);
                 }
                 if now_s.saturating_sub(h.last_feed_s) as u64 > IDLE.as_secs() {
                     idle.push(i);
@@ -331,6 +367,7 @@ impl Fitter {
                 evicted += 1;
             }
         }
+        self.next_adopt.store(next_adopt, Ordering::Relaxed);
         let live = self.live.fetch_sub(evicted, Ordering::Relaxed) - evicted;
         self.metrics.fit_history_evictions.inc_by(evicted as u64);
         self.set_store_gauges(live);

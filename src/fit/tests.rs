@@ -52,7 +52,8 @@ fn compare(f: fn(i64) -> f64) -> (Vec<f64>, Vec<f64>, Estimate) {
     }
     let mut fitted_model = default;
     let mut buf = Vec::new();
-    let start = history.snapshot(&mut buf);
+    history.begin();
+    let (start, _) = history.snapshot(&mut buf);
     let e = estimate(&buf, start, BUCKET_MS).unwrap();
     let fitted = per_sample(&e, history.samples_per_bucket());
     let params = apply(&fitted, &rule);
@@ -236,8 +237,10 @@ fn a_fit_is_adopted_once_at_a_commit_and_then_applies() {
     while let Some(k) = fitter.next_due(Duration::ZERO) {
         seasons.push(fitter.fit_one(k, &mut buf).and_then(|e| e.season_ms));
     }
-    // Queued once (at 12 h of history), fitted on all 48 h when its turn came.
+    // Queued once (at 12 h of history) and fitted so late (48 h) that its window is the newest
+    // one, not the due point's: adopted at the next commit, and counted as late.
     assert_eq!(seasons, vec![Some(DAY)]);
+    assert_eq!(fitter.metrics.fit_late.get(), 1);
     // Published but not adopted: the series still runs on the rule's parameters.
     assert_eq!(fitter.params(key, &rule), None);
     let mut model = Model::new(Kind::Gauge);
@@ -277,4 +280,90 @@ fn a_fit_does_not_jump_the_forecast() {
     };
     let (a, b) = (forecast(&mut model, &rule), forecast(&mut seeded, &fitted));
     assert!((a - b).abs() < 2.0, "{a} vs {b}");
+}
+
+/// Feeds `from..until` of `f` (one sample a minute) in requests of `chunk` samples.
+fn feed_range(fitter: &Fitter, key: u64, f: fn(i64) -> f64, from: i64, until: i64, chunk: usize) {
+    let samples: Vec<Fed> = (from..until)
+        .step_by(MIN as usize)
+        .map(|ts| Fed {
+            ts,
+            value: f(ts),
+            score: 0.1,
+        })
+        .collect();
+    for c in samples.chunks(chunk) {
+        fitter.feed(key, Kind::Gauge, c);
+    }
+}
+
+#[test]
+fn replicas_fit_the_due_points_window_and_adopt_at_the_same_model_time() {
+    // Two fitters fed the same stream: one fits as soon as the series is due, the other
+    // only after 50 more minutes of samples arrived (a busier machine). Same fit, same
+    // adoption bucket, nothing late.
+    let rule = Params::new(&ModelSettings::default());
+    let key = 7 << 32;
+    let due_at = FIRST_FIT_BUCKETS as i64 * BUCKET_MS;
+    let (fast, slow) = (
+        Fitter::new(&config(1 << 20), Metrics::new()),
+        Fitter::new(&config(1 << 20), Metrics::new()),
+    );
+    let mut buf = Vec::new();
+    for f in [&fast, &slow] {
+        feed_range(f, key, four_hours, 0, due_at + MIN, 60);
+        assert_eq!(f.backlog(), 1);
+    }
+    assert!(fast
+        .fit_one(fast.next_due(Duration::ZERO).unwrap(), &mut buf)
+        .is_some());
+    feed_range(&fast, key, four_hours, due_at + MIN, due_at + 50 * MIN, 60);
+    feed_range(&slow, key, four_hours, due_at + MIN, due_at + 50 * MIN, 60);
+    assert!(slow
+        .fit_one(slow.next_due(Duration::ZERO).unwrap(), &mut buf)
+        .is_some());
+    let pending = |f: &Fitter| {
+        let shard = lock(f.shard(key));
+        shard.slots[shard.index[&key] as usize].history.pending
+    };
+    let (a, b) = (pending(&fast).unwrap(), pending(&slow).unwrap());
+    assert_eq!(a, b, "same window, same fit");
+    assert_eq!(a.1, FIRST_FIT_BUCKETS as i64 + ADOPT_LAG_BUCKETS);
+
+    // Not adopted before the adoption bucket in model time, adopted at the first commit
+    // that reaches it, by both.
+    let adopt_ms = a.1 * BUCKET_MS;
+    for f in [&fast, &slow] {
+        let mut model = Model::new(Kind::Gauge);
+        model.update(&rule, adopt_ms - MIN, four_hours(adopt_ms - MIN));
+        f.adopt(key, &mut model, &rule);
+        assert_eq!(f.params(key, &rule), None, "adopted before its model time");
+        model.update(&rule, adopt_ms, four_hours(adopt_ms));
+        f.adopt(key, &mut model, &rule);
+        assert!(
+            f.params(key, &rule).is_some(),
+            "not adopted at its model time"
+        );
+        assert_eq!(f.metrics.fit_late.get(), 0);
+    }
+}
+
+#[test]
+fn a_fit_finished_after_its_adoption_point_is_late_and_adopted_at_the_next_commit() {
+    let rule = Params::new(&ModelSettings::default());
+    let fitter = Fitter::new(&config(1 << 20), Metrics::new());
+    let key = 9 << 32;
+    let due_at = FIRST_FIT_BUCKETS as i64 * BUCKET_MS;
+    feed_range(&fitter, key, four_hours, 0, due_at + MIN, 60);
+    let k = fitter.next_due(Duration::ZERO).unwrap();
+    // The series' model time passes the adoption bucket before the fit runs.
+    let past = due_at + (ADOPT_LAG_BUCKETS + 1) * BUCKET_MS;
+    feed_range(&fitter, key, four_hours, due_at + MIN, past, 60);
+    let mut buf = Vec::new();
+    assert!(fitter.fit_one(k, &mut buf).is_some());
+    assert_eq!(fitter.metrics.fit_late.get(), 1);
+    let mut model = Model::new(Kind::Gauge);
+    model.update(&rule, past, four_hours(past));
+    fitter.adopt(key, &mut model, &rule);
+    assert!(fitter.params(key, &rule).is_some());
 }
