@@ -27,8 +27,8 @@ LAST_TS, SEEN, RUN = range(3)
 # Indices into the parameter array.
 (P_ALPHA, P_BETA, P_PHI, P_GAMMA_FINE, P_GAMMA_COARSE, P_SEASON_GATE, P_SCALE_RATE,
  P_BAND_GROW, P_BAND_SHRINK, P_TAIL, P_CLIP, P_SHOCK_GAIN, P_SHOCK_DECAY, P_ADOPT_AFTER,
- P_REL_FLOOR, P_ABS_FLOOR, P_WIDTH, P_WARMUP, P_GAP_RESET) = range(19)
-N_PARAMS = 19
+ P_REL_FLOOR, P_ABS_FLOOR, P_WIDTH, P_WARMUP, P_GAP_RESET, P_SHOCK_CAP) = range(20)
+N_PARAMS = 20
 
 _HIGH = 30_000.0
 _LOW = 4_000
@@ -52,6 +52,7 @@ def param_array(p) -> np.ndarray:
     a[P_CLIP] = p.clip
     a[P_SHOCK_GAIN] = p.shock_gain
     a[P_SHOCK_DECAY] = p.shock_decay
+    a[P_SHOCK_CAP] = p.shock_cap
     a[P_ADOPT_AFTER] = p.adopt_after
     a[P_REL_FLOOR] = p.rel_floor
     a[P_ABS_FLOOR] = p.abs_floor
@@ -230,7 +231,7 @@ def run(p, ts, x, i0s, i1s, w1s, has_fine, cs, fs, ist, fine, coarse, score_from
             plain = min(abs(xt - level_fc), limit)
             fs[ERR_PLAIN] = _f32(fs[ERR_PLAIN] + _f32(rate * (plain - fs[ERR_PLAIN])))
             fs[ERR_SEASON] = _f32(fs[ERR_SEASON] + _f32(rate * (abs(rs) - fs[ERR_SEASON])))
-        bump = p[P_SHOCK_GAIN] * math.log(abs(r) / edge) if outside else 0.0
+        bump = p[P_SHOCK_GAIN] * min(math.log(abs(r) / edge), p[P_SHOCK_CAP]) if outside else 0.0
         fs[SHOCK] = _f32(fs[SHOCK] * p[P_SHOCK_DECAY] + bump)
         if learning:
             fs[BAND] = _f32(fs[BAND] + _f32((abs(r) - fs[BAND]) / n))

@@ -59,7 +59,8 @@ class Params:
     tail: float = 0.002
     clip: float = 1.0
     shock_gain: float = 1.0
-    shock_decay: float = 0.8
+    shock_cap: float = 0.5
+    shock_decay: float = 0.99
     adopt_after: int = 4
     rel_floor: float = 0.02
     abs_floor: float = 1e-9
@@ -264,7 +265,8 @@ class Model:
             self.err_plain = f32(self.err_plain + f32(rate * (plain - self.err_plain)))
             self.err_season = f32(self.err_season + f32(rate * (abs(rs) - self.err_season)))
         self.shock = f32(self.shock * p.shock_decay
-                         + (p.shock_gain * math.log(abs(r) / edge) if outside else 0.0))
+                         + (p.shock_gain * min(math.log(abs(r) / edge), p.shock_cap)
+                            if outside else 0.0))
         if learning:
             self.band = f32(self.band + f32((abs(r) - self.band) / n))
             if self.seen + 1 == max(p.warmup, MIN_LEARN):

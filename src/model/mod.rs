@@ -9,8 +9,9 @@
 //! fixed fraction of it, and the score is the distance from the forecast in half-widths.
 //! Errors are clipped at the band before they move level, trend and profile, so one outlier
 //! neither drags the forecast nor blinds the band; several outside errors in a row on one side
-//! are a level shift and are adopted. After a surprise the band widens for a few samples
-//! (volatility clusters), missed scrapes widen it, a long gap re-anchors the level, and the
+//! are a level shift and are adopted. After a surprise the band widens, by a capped amount
+//! that decays over some hundred samples (volatility clusters: one burst raises one alarm,
+//! and a huge outlier widens it no more than a moderate one), missed scrapes widen it, a long gap re-anchors the level, and the
 //! band never drops below 2 % of the level. Counters are turned into per-second rates (a drop
 //! is a reset). [`Params`] holds what a fitter may estimate; [`Model`] only the online state.
 //!

@@ -94,10 +94,14 @@ pub struct Params {
     /// Fraction of errors the tracked band leaves outside (a far quantile, tracked the same
     /// way for every rule so scores rank alike whatever the confidence).
     pub tail: f64,
-    /// After an error outside the band, the band widens by `shock_gain * ln(error / band)`
-    /// (times the band)...
+    /// After an error outside the band, the band widens by
+    /// `shock_gain * min(ln(error / band), shock_cap)` (times the band)...
     pub shock_gain: f64,
-    /// ...and the widening decays by this factor per sample.
+    /// ...where the log-ratio is capped, so a huge outlier widens the band no more than a
+    /// moderate one and cannot blind it to the next anomaly...
+    pub shock_cap: f64,
+    /// ...and the widening decays by this factor per sample (slowly: repeated surprises in a
+    /// burst are scored against a wider band, so one event does not raise many alarms).
     pub shock_decay: f64,
     /// Errors are clipped at this many band half-widths before they update level, trend and
     /// season, so one outlier does not drag the forecast.
@@ -160,7 +164,8 @@ impl Params {
             tail: TAIL,
             clip: 1.0,
             shock_gain: 1.0,
-            shock_decay: 0.8,
+            shock_cap: 0.5,
+            shock_decay: 0.99,
             adopt_after: 4,
             rel_floor: 0.02,
             abs_floor: 1e-9,
@@ -209,6 +214,7 @@ impl Params {
             "band_rate" => self.band_rate = num()?,
             "tail" => self.tail = num()?,
             "shock_gain" => self.shock_gain = num()?,
+            "shock_cap" => self.shock_cap = num()?,
             "shock_decay" => self.shock_decay = num()?,
             "adopt_after" => self.adopt_after = num()? as u8,
             "rel_floor" => self.rel_floor = num()?,

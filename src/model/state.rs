@@ -254,7 +254,7 @@ impl Model {
         }
         self.shock = (self.shock as f64 * p.shock_decay
             + if outside {
-                p.shock_gain * (r.abs() / edge).ln()
+                p.shock_gain * (r.abs() / edge).ln().min(p.shock_cap)
             } else {
                 0.0
             }) as f32;

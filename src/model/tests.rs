@@ -138,6 +138,36 @@ fn one_outlier_does_not_blind_the_band() {
 }
 
 #[test]
+fn a_huge_outlier_widens_the_band_no_more_than_a_moderate_one() {
+    // The post-surprise widening is capped and the learning clips at the band, so whatever the
+    // outlier's size, the model comes out of it in the same state: a later, smaller anomaly
+    // scores the same, above the interval.
+    let p = Params::default();
+    let after = |spike: f64| {
+        let out = run(
+            &p,
+            Kind::Gauge,
+            &series(800, |i| {
+                100.0
+                    + noise(i)
+                    + match i {
+                        700 => spike,
+                        720 => 15.0,
+                        _ => 0.0,
+                    }
+            }),
+        );
+        assert!(score(&out[700]).unwrap() > 1.0, "spike {spike}");
+        score(&out[720]).unwrap()
+    };
+    let moderate = after(30.0);
+    assert!(moderate > 1.0, "{moderate}");
+    for spike in [1e3, 1e6, 1e12] {
+        assert_eq!(after(spike).to_bits(), moderate.to_bits(), "spike {spike}");
+    }
+}
+
+#[test]
 fn a_level_shift_is_adopted() {
     let p = Params::default();
     let out = run(
