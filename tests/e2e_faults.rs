@@ -63,11 +63,23 @@ const GAUGE: &str = "omen_e2e_load";
 /// Derived series, as a selector.
 const DERIVED: &str = r#"{__name__=~"anomaly_.*"}"#;
 
+/// The receiver behind the proxy accepts out-of-order samples, as Cortex and
+/// Mimir can: when the slow proxy has let a request through but omen gave up
+/// on it, Prometheus resends the same batch, and a batch holding two samples
+/// of one series would otherwise be refused whole (the older one is then out
+/// of order) although all of it is stored. Identical resent samples are merged
+/// by timestamp when read.
+const FAULTY_RECEIVER_CONFIG: &str = "global:\n  scrape_interval: 1m\nscrape_configs: []\nstorage:\n  tsdb:\n    out_of_order_time_window: 1h\n";
+
 /// omen's downstream timeout; the slow proxy answers later than this.
 const DOWNSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The omen under test: this build's, or `OMEN_BIN` (a copy kept aside lets a
+/// soak run while the tree is rebuilt).
 fn omen_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_omen"))
+    std::env::var_os("OMEN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_omen")))
 }
 
 fn soak() -> bool {
@@ -186,6 +198,33 @@ fn wait_delivered(proxy: &Proxy, since: Instant, what: &str) {
     });
 }
 
+/// Waits until the sender's faulty queue has sent what it scraped up to 2 s
+/// ago, so that a fault starts on a queue that is not catching up.
+fn wait_caught_up(sender: &Prometheus) {
+    wait_for(
+        "the faulty queue to catch up",
+        Duration::from_secs(120),
+        || {
+            let m = sender.metrics()?;
+            let newest = metric(
+                &m,
+                "prometheus_remote_storage_highest_timestamp_in_seconds",
+                &[],
+            );
+            let sent = metric(
+                &m,
+                "prometheus_remote_storage_queue_highest_sent_timestamp_seconds",
+                &["remote_name=\"faulty\""],
+            );
+            if newest > 0.0 && newest - sent <= 2.0 {
+                Ok(())
+            } else {
+                Err(format!("newest sample {newest}, sent up to {sent}"))
+            }
+        },
+    );
+}
+
 fn is_2xx(s: u16) -> bool {
     (200..300).contains(&s)
 }
@@ -231,7 +270,7 @@ fn faults_lose_no_sample_and_keep_derived_series_exact() {
         &dir.path,
         "receiver",
         free_port(),
-        RECEIVER_CONFIG,
+        FAULTY_RECEIVER_CONFIG,
         &["--web.enable-remote-write-receiver"],
     );
     let receiver_ref = Prometheus::start(
@@ -309,7 +348,7 @@ fn faults_lose_no_sample_and_keep_derived_series_exact() {
     let unavailable = omen_metric(&omen, "omen_requests_total", &["code=\"503\""]);
 
     // 2. The receiver rate-limits: 429, never forwarded.
-    std::thread::sleep(Duration::from_secs(3));
+    wait_caught_up(&sender);
     let (from_ms, since) = (now_ms(), Instant::now());
     proxy.set_mode(Mode::RateLimit);
     std::thread::sleep(Duration::from_secs(15));
@@ -332,7 +371,7 @@ fn faults_lose_no_sample_and_keep_derived_series_exact() {
     );
 
     // 3. The receiver answers after omen's timeout: it has the data, omen gave up.
-    std::thread::sleep(Duration::from_secs(3));
+    wait_caught_up(&sender);
     let from_ms = now_ms();
     proxy.set_mode(Mode::Slow(DOWNSTREAM_TIMEOUT + Duration::from_secs(1)));
     std::thread::sleep(Duration::from_secs(15));
@@ -357,7 +396,7 @@ fn faults_lose_no_sample_and_keep_derived_series_exact() {
 
     // 4. SIGTERM while a request is in flight (forwarded, answer held): omen
     //    waits for it, answers it, and exits 0.
-    std::thread::sleep(Duration::from_secs(3));
+    wait_caught_up(&sender);
     let from_ms = now_ms();
     proxy.set_mode(Mode::HoldAnswer);
     let in_flight = wait_for("a request in flight", Duration::from_secs(20), || {
@@ -388,7 +427,7 @@ fn faults_lose_no_sample_and_keep_derived_series_exact() {
 
     // 5. kill -9 while a request is in flight (held before forwarding), once a
     //    periodic snapshot holds every committed update.
-    std::thread::sleep(Duration::from_secs(3));
+    wait_caught_up(&sender);
     let from_ms = now_ms();
     proxy.set_mode(Mode::HoldRequest);
     wait_for("a request held", Duration::from_secs(20), || {
