@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod json;
+pub mod proxy;
 pub mod series;
 pub mod servers;
 
@@ -198,6 +199,22 @@ impl Proc {
                 Err(e) => panic!("wait for {}: {e}", self.name),
             }
         }
+    }
+
+    /// Sends `signal` (e.g. `TERM`, `KILL`) to the process without waiting.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {} failed", self.name);
+    }
+
+    /// SIGKILL, as `kill -9`: no chance to clean up. Returns once the process is gone.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("process already stopped");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the exit, then SIGKILLs.

@@ -86,6 +86,33 @@ impl Omen {
         Omen { proc, port, config }
     }
 
+    /// Starts `omen serve` with a complete config (which must listen on
+    /// `127.0.0.1:<port>`), waiting for `/-/ready`.
+    pub fn start_with_config(bin: &Path, dir: &Path, name: &str, port: u16, yaml: &str) -> Omen {
+        let config = dir.join(format!("{name}.yaml"));
+        fs::write(&config, yaml).expect("write omen config");
+        let mut omen = Omen {
+            proc: spawn_omen(bin, dir, name, &config),
+            port,
+            config,
+        };
+        omen.wait_ready();
+        omen
+    }
+
+    /// Starts omen again with the same binary, config and port (after it
+    /// stopped or was killed), waiting for `/-/ready`.
+    pub fn restart(&mut self, bin: &Path) {
+        let dir = self.proc.log.parent().expect("log in a dir").to_path_buf();
+        self.proc = spawn_omen(bin, &dir, &self.proc.name.clone(), &self.config);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let url = format!("{}/-/ready", self.url());
+        wait_ready(&mut self.proc, &url);
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -103,6 +130,18 @@ impl Omen {
             super::tail(&self.proc.log, 25)
         );
     }
+}
+
+fn spawn_omen(bin: &Path, dir: &Path, name: &str, config: &Path) -> Proc {
+    Proc::spawn(
+        name,
+        dir,
+        Command::new(bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info"),
+    )
 }
 
 /// A running Debian `prometheus`.
