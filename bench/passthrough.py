@@ -51,6 +51,8 @@ def load_peers(path):
 def port_free(hostport):
     host, port = hostport.rsplit(":", 1)
     with socket.socket() as s:
+        # As the servers do: a connection of the previous run in TIME_WAIT is no listener.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, int(port)))
             return True
