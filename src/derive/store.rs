@@ -24,7 +24,9 @@ const FREE: u32 = u32::MAX - 1;
 /// A stored model and the rule it was built for.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
+    /// The committed state.
     pub model: Model,
+    /// Index of the rule the model was built under (a model of another rule restarts).
     pub rule: u16,
 }
 
