@@ -18,13 +18,14 @@ The bound is derived from the configuration, not measured:
                                          requests in flight: compressed body,
                                          decoded body, downstream body, slack
 
-MODEL_BYTES = 256: a model entry is the lru crate's node {key u64, Entry
-{Model 128 B, rule u16} = 136 B, prev, next} = 160 B, allocated alone (glibc:
-+8 B header, 16-byte rounding = 176 B), plus its hash-table slot (16 B + 1
-control byte at <= 7/8 load, up to x2 for power-of-two sizing, about 39 B):
-215 B, rounded up to 256.
-ROUTE_BYTES = 128: {key u64, (Route 6 B, stamp u32) = 12 -> 16 B, prev, next}
-= 40 B -> 48 B allocated, plus the slot (39 B): 87 B, rounded up to 128.
+MODEL_BYTES = 256: a model is a 152 B slot in its shard's slab {Model 128 B, key,
+stamp, prev, next, rule} (a Vec: capacity grows by doubling, but pages not yet
+touched are not resident), plus its index entry (u64 -> u32, 16 B + 1 control
+byte at <= 7/8 load, up to x2 for power-of-two sizing, about 39 B): 191 B,
+rounded up to 256 (bench/model_rss.sh measures 199 B per model).
+ROUTE_BYTES = 128: an index entry {key u64, Cached {Route, stamp u32, link u32}}
+(32 B + control byte, up to x2 and 7/8 load: about 75 B) plus a 16 B link in the
+recency slab: about 91 B, rounded up to 128.
 SAMPLE_BYTES = 512: rwload's decoded size is about 335 B per sample at 10
 labels.
 

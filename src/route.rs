@@ -2,10 +2,8 @@
 //! The decision is a function of the label set, so it is cached by label-set hash in a
 //! bounded, sharded LRU and the selectors' regexes run once per series, not per sample.
 
-use std::num::NonZeroUsize;
+use std::collections::HashMap;
 use std::sync::Mutex;
-
-use lru::LruCache;
 
 use crate::idhash::BuildIdHasher;
 use crate::selector::Selector;
@@ -29,35 +27,131 @@ pub struct Router {
     shards: Vec<Mutex<Shard>>,
 }
 
+/// End of the recency list.
+const NIL: u32 = u32::MAX;
+
 /// One shard of the route cache: an LRU whose hits promote lazily. Relinking an entry on
 /// every hit costs several cache misses per sample on a large cache (it was a third of
 /// omen's pass-through CPU), so a hit only promotes an entry that has drifted into the older
 /// half of the recency order, judged by a stamp. Hot entries thus never reach the eviction
 /// end, and eviction stays least-recently-used in effect.
+///
+/// A hit reads only the index: route and stamp sit in the map next to the key, so a lookup
+/// costs the map's probe and nothing else (a linked node per entry, as in the `lru` crate,
+/// was one more cache miss per series, the largest part of the lookup's time). The
+/// recency list lives apart, in a slab of links touched only on insertion and promotion.
 struct Shard {
-    lru: LruCache<u64, (Route, u32), BuildIdHasher>,
+    index: HashMap<u64, Cached, BuildIdHasher>,
+    links: Vec<Link>,
+    /// Most and least recently moved to the front.
+    head: u32,
+    tail: u32,
     /// Counts insertions and promotions; an entry's stamp is the tick it was last moved to
     /// the front at.
     tick: u32,
     half: u32,
+    capacity: usize,
+}
+
+/// A cached decision, its stamp and its place in the recency list.
+#[derive(Clone, Copy)]
+struct Cached {
+    route: Route,
+    stamp: u32,
+    link: u32,
+}
+
+/// An entry's place in the recency list.
+struct Link {
+    hash: u64,
+    prev: u32,
+    next: u32,
 }
 
 impl Shard {
+    fn new(capacity: usize) -> Shard {
+        let capacity = capacity.clamp(1, NIL as usize);
+        Shard {
+            index: HashMap::default(),
+            links: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            tick: 0,
+            half: u32::try_from(capacity / 2).unwrap_or(u32::MAX),
+            capacity,
+        }
+    }
+
     fn get(&mut self, hash: u64) -> Option<Route> {
-        let &(route, stamp) = self.lru.peek(&hash)?;
-        if self.tick.wrapping_sub(stamp) > self.half {
-            self.lru.promote(&hash);
+        let cached = self.index.get_mut(&hash)?;
+        let route = cached.route;
+        if self.tick.wrapping_sub(cached.stamp) > self.half {
             self.tick = self.tick.wrapping_add(1);
-            if let Some(entry) = self.lru.peek_mut(&hash) {
-                entry.1 = self.tick;
-            }
+            cached.stamp = self.tick;
+            let link = cached.link;
+            self.unlink(link);
+            self.link_front(link);
         }
         Some(route)
     }
 
     fn put(&mut self, hash: u64, route: Route) {
         self.tick = self.tick.wrapping_add(1);
-        self.lru.put(hash, (route, self.tick));
+        let stamp = self.tick;
+        if let Some(cached) = self.index.get_mut(&hash) {
+            *cached = Cached {
+                route,
+                stamp,
+                ..*cached
+            };
+            let link = cached.link;
+            self.unlink(link);
+            self.link_front(link);
+            return;
+        }
+        let link = if self.index.len() >= self.capacity {
+            let link = self.tail;
+            self.unlink(link);
+            self.index.remove(&self.links[link as usize].hash);
+            self.links[link as usize].hash = hash;
+            link
+        } else {
+            self.links.push(Link {
+                hash,
+                prev: NIL,
+                next: NIL,
+            });
+            (self.links.len() - 1) as u32
+        };
+        self.link_front(link);
+        self.index.insert(hash, Cached { route, stamp, link });
+    }
+
+    fn unlink(&mut self, l: u32) {
+        let (prev, next) = {
+            let link = &self.links[l as usize];
+            (link.prev, link.next)
+        };
+        match prev {
+            NIL => self.head = next,
+            p => self.links[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.links[n as usize].prev = prev,
+        }
+    }
+
+    fn link_front(&mut self, l: u32) {
+        let head = self.head;
+        let link = &mut self.links[l as usize];
+        link.prev = NIL;
+        link.next = head;
+        match head {
+            NIL => self.tail = l,
+            h => self.links[h as usize].prev = l,
+        }
+        self.head = l;
     }
 }
 
@@ -65,13 +159,9 @@ impl Router {
     /// A router for a whitelist (empty = keep all) and the model rules' selectors, with a
     /// cache of about `cache_size` entries in total.
     pub fn new(whitelist: Vec<Selector>, rules: Vec<Selector>, cache_size: usize) -> Router {
-        let per_shard = NonZeroUsize::new(cache_size.div_ceil(SHARDS).max(1)).expect("at least 1");
-        let half = u32::try_from(per_shard.get() / 2).unwrap_or(u32::MAX);
+        let per_shard = cache_size.div_ceil(SHARDS).max(1);
         let shards = (0..SHARDS)
-            .map(|_| {
-                let lru = LruCache::with_hasher(per_shard, BuildIdHasher::default());
-                Mutex::new(Shard { lru, tick: 0, half })
-            })
+            .map(|_| Mutex::new(Shard::new(per_shard)))
             .collect();
         Router {
             whitelist,
@@ -126,7 +216,7 @@ impl Router {
     pub fn cache_len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).lru.len())
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).index.len())
             .sum()
     }
 }
@@ -217,6 +307,29 @@ mod tests {
             );
         }
         assert_eq!(router.cached(2), None, "the cold series was evicted");
+    }
+
+    #[test]
+    fn bound_is_exact_and_the_oldest_goes() {
+        // Small hashes all land in shard 0: 8 entries there.
+        let router = Router::new(vec![], vec![], 8 * SHARDS);
+        let ls = labels(&[("__name__", "x")]);
+        for h in 0..20u64 {
+            router.decide(h, &ls);
+        }
+        assert_eq!(router.cache_len(), 8);
+        let kept: Vec<u64> = (0..20).filter(|&h| router.cached(h).is_some()).collect();
+        assert_eq!(kept, (12..20).collect::<Vec<_>>());
+        // Deciding a cached series again replaces it in place.
+        router.decide(12, &ls);
+        assert_eq!(router.cache_len(), 8);
+        router.decide(20, &ls);
+        assert_eq!(
+            router.cached(13),
+            None,
+            "the oldest after 12's renewal went"
+        );
+        assert!(router.cached(12).is_some());
     }
 
     #[test]

@@ -3,19 +3,18 @@
 //! is built; and the commit that makes them permanent only when downstream took the data.
 //!
 //! The model arithmetic lives in [`crate::model`]; this module owns state, keys, labels
-//! and emission.
+//! and emission; [`store`] the bounded store of one shard.
 
 mod kinds;
 mod labels;
+mod store;
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use lru::LruCache;
-
 pub use kinds::{is_bucket, FamilyKinds};
+use store::{Entry, Store};
 
 use crate::config::{ModelsConfig, Outputs};
 use crate::fit::{Fed, Fitter};
@@ -37,13 +36,6 @@ struct Rule {
     buckets: bool,
 }
 
-/// A stored model and the rule it was built for.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    model: Model,
-    rule: u16,
-}
-
 /// Names of the derived series, as bytes for the writer.
 #[derive(Debug, Clone)]
 struct Names {
@@ -63,7 +55,7 @@ struct Settings {
 
 /// All models of this omen. Shared by requests; survives config reloads.
 pub struct Models {
-    shards: Vec<Mutex<LruCache<u64, Entry, BuildIdHasher>>>,
+    shards: Vec<Mutex<Store>>,
     settings: arc_swap::ArcSwap<Settings>,
     families: FamilyKinds,
     /// The newest sample timestamp committed: the model clock for retiring stale models.
@@ -78,8 +70,7 @@ pub struct Models {
 /// Updates made while building one request; committed or discarded with it.
 #[derive(Debug, Default)]
 pub struct Tentative {
-    /// (key, last timestamp of the committed model it started from, updated entry).
-    updates: Vec<(u64, Option<i64>, Entry)>,
+    updates: Vec<Update>,
     /// Index into `updates` per key, so a series repeated within a request continues
     /// from its own tentative state.
     index: HashMap<u64, usize, BuildIdHasher>,
@@ -89,6 +80,18 @@ pub struct Tentative {
     /// each belongs to.
     fed: Vec<Fed>,
     fed_update: Vec<u32>,
+}
+
+/// One series' tentative update.
+#[derive(Debug)]
+struct Update {
+    key: u64,
+    /// Last timestamp of the committed model it started from.
+    base: Option<i64>,
+    /// The store slot that model was found in: the commit checks it still holds `key`
+    /// before looking the key up again.
+    slot: Option<u32>,
+    entry: Entry,
 }
 
 /// Per-request scratch buffers, reused across the series of a request.
@@ -104,11 +107,10 @@ pub struct Scratch {
 impl Models {
     /// Models with the `models:` section's limits, rules and names.
     pub fn new(config: &ModelsConfig, metrics: Metrics) -> Models {
-        let per_shard =
-            NonZeroUsize::new(config.max_series.div_ceil(SHARDS).max(1)).expect("at least 1");
+        let per_shard = config.max_series.div_ceil(SHARDS).max(1);
         Models {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(LruCache::with_hasher(per_shard, BuildIdHasher::default())))
+                .map(|_| Mutex::new(Store::new(per_shard)))
                 .collect(),
             settings: arc_swap::ArcSwap::from_pointee(settings(config)),
             families: FamilyKinds::new(FAMILY_CAPACITY),
@@ -177,12 +179,12 @@ impl Models {
         let slot = match tentative.index.get(&key) {
             Some(&i) => i,
             None => {
-                let committed = self
+                let found = self
                     .shard(key)
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .get(&key)
-                    .copied();
+                    .get(key);
+                let committed = found.map(|(_, e)| e);
                 let entry = match committed {
                     Some(e) if e.rule == rule_index => e,
                     _ => Entry {
@@ -191,7 +193,12 @@ impl Models {
                     },
                 };
                 let base = committed.and_then(|e| e.model.last_timestamp());
-                tentative.updates.push((key, base, entry));
+                tentative.updates.push(Update {
+                    key,
+                    base,
+                    slot: found.map(|(s, _)| s),
+                    entry,
+                });
                 tentative.index.insert(key, tentative.updates.len() - 1);
                 tentative.updates.len() - 1
             }
@@ -200,7 +207,7 @@ impl Models {
         // retry of this request sees the same ones).
         let params = self.fitter.params(key, &rule.params);
         let params = params.as_ref().unwrap_or(&rule.params);
-        let model = &mut tentative.updates[slot].2.model;
+        let model = &mut tentative.updates[slot].entry.model;
         let (fed, fed_update) = (&mut tentative.fed, &mut tentative.fed_update);
         let (score, forecast, lower, upper) = (
             &mut scratch.score,
@@ -277,21 +284,21 @@ impl Models {
         let mut evicted = 0u64;
         let settings = self.settings.load();
         let mut applied = vec![false; tentative.updates.len()];
-        for (i, (key, base, entry)) in tentative.updates.iter().enumerate() {
-            let (key, base) = (*key, *base);
+        for (i, u) in tentative.updates.iter().enumerate() {
+            let (key, entry) = (u.key, &u.entry);
             let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
             let adopt = |model: &mut Model| {
                 if let Some(rule) = settings.rules.get(usize::from(entry.rule)) {
                     self.fitter.adopt(key, model, &rule.params);
                 }
             };
-            if let Some(current) = shard.peek_mut(&key) {
-                // `derive` already made it the most recent; update in place, unless another
-                // request committed this model meanwhile.
-                if current.model.last_timestamp() == base {
+            if let Some(s) = shard.find(key, u.slot) {
+                // `derive` already marked it used; update in place, unless another request
+                // committed this model meanwhile.
+                if shard.model(s).last_timestamp() == u.base {
                     let mut model = entry.model;
                     adopt(&mut model);
-                    *current = Entry { model, ..*entry };
+                    shard.set(s, Entry { model, ..*entry });
                     applied[i] = true;
                 }
                 continue;
@@ -299,10 +306,8 @@ impl Models {
             let mut model = entry.model;
             adopt(&mut model);
             applied[i] = true;
-            if let Some((old_key, _)) = shard.push(key, Entry { model, ..*entry }) {
-                if old_key != key {
-                    evicted += 1;
-                }
+            if shard.push(key, Entry { model, ..*entry }).is_some() {
+                evicted += 1;
             }
         }
         // The committed samples go to the fit histories, one run of a series at a time.
@@ -310,9 +315,9 @@ impl Models {
         for run in tentative.fed_update.chunk_by(|a, b| a == b) {
             let (i, end) = (run[0] as usize, start + run.len());
             if applied[i] {
-                let (key, _, entry) = &tentative.updates[i];
+                let u = &tentative.updates[i];
                 self.fitter
-                    .feed(*key, entry.model.kind(), &tentative.fed[start..end]);
+                    .feed(u.key, u.entry.model.kind(), &tentative.fed[start..end]);
             }
             start = end;
         }
@@ -332,20 +337,12 @@ impl Models {
         let mut retired = 0;
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            let due: Vec<u64> = shard
-                .iter()
-                .filter(|(_, e)| {
-                    settings
-                        .rules
-                        .get(usize::from(e.rule))
-                        .is_none_or(|r| e.model.retire_due(&r.params, now))
-                })
-                .map(|(k, _)| *k)
-                .collect();
-            for k in &due {
-                shard.pop(k);
-            }
-            retired += due.len();
+            retired += shard.retain(|e| {
+                settings
+                    .rules
+                    .get(usize::from(e.rule))
+                    .is_some_and(|r| !e.model.retire_due(&r.params, now))
+            });
         }
         self.metrics.models_retired.inc_by(retired as u64);
         retired
@@ -362,19 +359,16 @@ impl Models {
     pub fn entries(&self, shard: usize) -> Vec<(u64, u16, Model)> {
         let shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
         shard
-            .iter()
-            .rev()
-            .map(|(k, e)| (*k, e.rule, e.model))
+            .iter_oldest_first()
+            .map(|(k, e)| (k, e.rule, e.model))
             .collect()
     }
 
     /// Inserts a restored or imported model as the most recently used.
     pub fn insert(&self, key: u64, rule: u16, model: Model) {
         let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((old, _)) = shard.push(key, Entry { model, rule }) {
-            if old != key {
-                self.metrics.model_evictions.inc();
-            }
+        if shard.push(key, Entry { model, rule }).is_some() {
+            self.metrics.model_evictions.inc();
         }
         if let Some(ts) = model.last_timestamp() {
             self.newest_ms.fetch_max(ts, Ordering::Relaxed);
@@ -401,7 +395,7 @@ impl Models {
         self.len() == 0
     }
 
-    fn shard(&self, key: u64) -> &Mutex<LruCache<u64, Entry, BuildIdHasher>> {
+    fn shard(&self, key: u64) -> &Mutex<Store> {
         // Middle bits: the maps inside a shard use the low bits (bucket) and the top
         // seven (control byte) of the key as their hash.
         &self.shards[(key >> 32) as usize % SHARDS]
