@@ -7,8 +7,10 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
+use arrow_array::RecordBatch;
 use arrow_ipc::reader::FileReader;
 use arrow_ipc::writer::FileWriter;
+use arrow_schema::Schema;
 
 use super::schema::{self, Row};
 
@@ -36,15 +38,23 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts writing `path` (through `path.tmp`).
+    /// Starts writing a snapshot to `path` (through `path.tmp`).
     ///
     /// # Errors
     /// The temporary file cannot be created.
     pub fn create(path: &Path) -> Result<Writer, SnapshotError> {
+        Writer::create_with(path, &schema::schema())
+    }
+
+    /// Starts writing a file of another schema (the history export) the same way.
+    ///
+    /// # Errors
+    /// The temporary file cannot be created.
+    pub fn create_with(path: &Path, schema: &Schema) -> Result<Writer, SnapshotError> {
         let tmp = path.with_extension("arrow.tmp");
         let file = File::create(&tmp).map_err(|e| err(&tmp, format!("cannot create: {e}")))?;
-        let inner = FileWriter::try_new_buffered(file, &schema::schema())
-            .map_err(|e| err(&tmp, e.to_string()))?;
+        let inner =
+            FileWriter::try_new_buffered(file, schema).map_err(|e| err(&tmp, e.to_string()))?;
         Ok(Writer {
             inner,
             tmp,
@@ -62,10 +72,18 @@ impl Writer {
             return Ok(());
         }
         let batch = schema::to_batch(rows).map_err(|e| err(&self.tmp, e.to_string()))?;
+        self.push_batch(&batch)
+    }
+
+    /// Appends a record batch of the file's schema.
+    ///
+    /// # Errors
+    /// A write error.
+    pub fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), SnapshotError> {
         self.inner
-            .write(&batch)
+            .write(batch)
             .map_err(|e| err(&self.tmp, format!("write failed: {e}")))?;
-        self.rows += rows.len() as u64;
+        self.rows += batch.num_rows() as u64;
         Ok(())
     }
 
