@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::FileReader;
-use arrow_ipc::writer::FileWriter;
+use arrow_ipc::writer::{FileWriter, IpcWriteOptions};
+use arrow_ipc::CompressionType;
 use arrow_schema::Schema;
 
 use super::schema::{self, Row};
@@ -46,15 +47,33 @@ impl Writer {
         Writer::create_with(path, &schema::schema())
     }
 
-    /// Starts writing a file of another schema (the history export) the same way.
+    /// Starts writing a file of another schema (the history export) the same way, its
+    /// record batches LZ4-compressed (Arrow IPC's LZ4 frame codec, which pyarrow reads).
     ///
     /// # Errors
     /// The temporary file cannot be created.
-    pub fn create_with(path: &Path, schema: &Schema) -> Result<Writer, SnapshotError> {
+    pub fn create_compressed(path: &Path, schema: &Schema) -> Result<Writer, SnapshotError> {
         let tmp = path.with_extension("arrow.tmp");
+        let options = IpcWriteOptions::default()
+            .try_with_compression(Some(CompressionType::LZ4_FRAME))
+            .map_err(|e| err(&tmp, e.to_string()))?;
+        Writer::open(path, tmp, schema, options)
+    }
+
+    fn create_with(path: &Path, schema: &Schema) -> Result<Writer, SnapshotError> {
+        let tmp = path.with_extension("arrow.tmp");
+        Writer::open(path, tmp, schema, IpcWriteOptions::default())
+    }
+
+    fn open(
+        path: &Path,
+        tmp: PathBuf,
+        schema: &Schema,
+        options: IpcWriteOptions,
+    ) -> Result<Writer, SnapshotError> {
         let file = File::create(&tmp).map_err(|e| err(&tmp, format!("cannot create: {e}")))?;
-        let inner =
-            FileWriter::try_new_buffered(file, schema).map_err(|e| err(&tmp, e.to_string()))?;
+        let inner = FileWriter::try_new_with_options(BufWriter::new(file), schema, options)
+            .map_err(|e| err(&tmp, e.to_string()))?;
         Ok(Writer {
             inner,
             tmp,

@@ -8,7 +8,9 @@
 //! in memory; the key already includes the tenant), `counter bool` (values are per-second
 //! rates), `ts_ms i64` (bucket start), `value f64` (bucket mean), and omen's extension
 //! `samples f64`, the series' mean raw samples per bucket, with which the learning core
-//! maps its per-bucket parameters to omen's per-sample steps.
+//! maps its per-bucket parameters to omen's per-sample steps. Record batches are
+//! LZ4-compressed (Arrow IPC's LZ4 frame codec): a row costs about 40 bytes uncompressed
+//! against 4 in memory, and the keys and bucket starts compress well.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -110,7 +112,7 @@ pub fn export(
 }
 
 fn write_all(fitter: &Fitter, path: &Path) -> Result<(u64, u64, u64), SnapshotError> {
-    let mut writer = Writer::create_with(path, &schema())?;
+    let mut writer = Writer::create_compressed(path, &schema())?;
     let mut series = 0u64;
     for shard in 0..fitter.shards() {
         let mut from = Some(0);
