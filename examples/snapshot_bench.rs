@@ -1,11 +1,13 @@
 //! Snapshot benchmark: write and restore time and file size for N models (default 1 M),
-//! against the in-memory size of their state. Run by `bench/snapshot.sh`.
+//! against the in-memory size of their state; the same file loaded as a model import; and
+//! the history export of a full fit store. Run by `bench/snapshot.sh`.
 
 use std::path::Path;
 use std::time::Instant;
 
 use omen::config::Config;
 use omen::derive::Models;
+use omen::fit::{Fed, BUCKETS, BUCKET_MS};
 use omen::metrics::Metrics;
 use omen::model::{Kind, Model, ModelSettings, Params};
 use omen::persist::{self, OnCorrupt, PersistConfig};
@@ -52,6 +54,7 @@ fn main() {
         path: path.clone(),
         interval: std::time::Duration::from_secs(300),
         on_corrupt: OnCorrupt::Refuse,
+        export: None,
     };
     let t = Instant::now();
     let back = persist::restore(&restored, &pc, &metrics).expect("restore");
@@ -68,6 +71,49 @@ fn main() {
         bytes as f64 / in_memory as f64,
         state,
         std::mem::size_of::<Model>()
+    );
+
+    // The same file as a model import (it is one: the learning core writes this schema).
+    let t = Instant::now();
+    let imports = persist::import::load(&path).expect("import");
+    let import_s = t.elapsed().as_secs_f64();
+    assert_eq!(imports.len() as u64, series);
+    println!("import of the same file: {import_s:.2} s for {series} series");
+    drop(imports);
+
+    // The history export: the fit store full at the default models.fit.history_bytes, every
+    // history 4 days long (one sample per 10-minute bucket).
+    let fitter = models.fitter();
+    let capacity = fitter.capacity() as u64;
+    let start = 1_700_000_000_000 - 1_700_000_000_000 % BUCKET_MS;
+    let mut fed = Vec::with_capacity(BUCKETS + 1);
+    for k in 0..capacity {
+        fed.clear();
+        fed.extend((0..=BUCKETS as i64).map(|b| {
+            Fed {
+                ts: start + b * BUCKET_MS,
+                // A daily cycle plus noise: compression sees realistic values.
+                value: 100.0
+                    + 10.0 * ((b % 144) as f64 / 144.0 * std::f64::consts::TAU).sin()
+                    + ((k.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b as u64)
+                        .wrapping_mul(0xbf58_476d_1ce4_e5b9)
+                        >> 40) as f64
+                        / (1u64 << 24) as f64,
+                score: f32::NAN,
+            }
+        }));
+        fitter.feed(k.wrapping_mul(0x9e37_79b9_7f4a_7c15), Kind::Gauge, &fed);
+    }
+    let hist = dir.join("history.arrow");
+    let t = Instant::now();
+    let (hs, rows, hbytes) =
+        persist::history::export(fitter, &hist, &metrics).expect("history export");
+    println!(
+        "history export: {hs} series x {} buckets = {rows} rows in {:.2} s, {:.1} MiB ({:.1} B per row)",
+        BUCKETS,
+        t.elapsed().as_secs_f64(),
+        hbytes as f64 / 1048576.0,
+        hbytes as f64 / rows.max(1) as f64
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -35,9 +35,15 @@ HISTORY_SCHEMA = pa.schema(
     metadata={VERSION_KEY: HISTORY_VERSION, KIND_KEY: "history"},
 )
 
+# Optional columns: omen writes `samples`, the series' mean raw samples per history bucket,
+# with which the fitted per-bucket parameters are mapped to omen's per-sample steps. Files
+# without it (other producers) read as null: the parameters stay per bucket.
+OPTIONAL_HISTORY_FIELDS = [pa.field("samples", pa.float64())]
+
 # History rows as they travel through Spark (key reinterpreted as int64).
 SPARK_HISTORY_DDL = (
-    "key long, tenant string, labels string, counter boolean, ts_ms long, value double"
+    "key long, tenant string, labels string, counter boolean, ts_ms long, value double, "
+    "samples double"
 )
 
 
@@ -130,7 +136,8 @@ def _check_schema(path: str, schema: pa.Schema) -> None:
 
 
 def _normalise(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The contract's columns in Spark's types: key reinterpreted as int64."""
+    """The contract's columns in Spark's types: key reinterpreted as int64, optional columns
+    null when the file has none."""
     cols = []
     for field in HISTORY_SCHEMA:
         col = batch.column(field.name)
@@ -139,7 +146,14 @@ def _normalise(batch: pa.RecordBatch) -> pa.RecordBatch:
         else:
             col = pc.cast(col, field.type)
         cols.append(col)
-    return pa.RecordBatch.from_arrays(cols, names=HISTORY_SCHEMA.names)
+    names = list(HISTORY_SCHEMA.names)
+    for field in OPTIONAL_HISTORY_FIELDS:
+        if field.name in batch.schema.names:
+            cols.append(pc.cast(batch.column(field.name), field.type))
+        else:
+            cols.append(pa.nulls(batch.num_rows, field.type))
+        names.append(field.name)
+    return pa.RecordBatch.from_arrays(cols, names=names)
 
 
 def read_history_file(path: str):

@@ -296,6 +296,30 @@ OUTPUT_COLUMNS = [
 ]
 
 
+# omen's floor on per-sample level smoothing (src/fit/mod.rs ALPHA_MIN): its robust
+# machinery (clipping, level-shift adoption) is tuned for a level that follows.
+ALPHA_MIN = 0.02
+
+
+def per_sample(row: dict, m: float) -> dict:
+    """Maps a row fitted on history buckets to omen's raw steps, `m` raw samples per bucket
+    (as omen's own background fitter does, `fit::per_sample`): smoothing constants keep their
+    time constants (`1 - (1 - a)^(1/m)`, `phi^(1/m)`; beta is a fraction of alpha and stays),
+    and the typical interval becomes the raw one. The band stays the bucket-level quantile:
+    omen's tracker widens it within a few samples where raw samples are noisier (a wider
+    guess would take thousands of samples to shrink and hide anomalies meanwhile)."""
+    if not (m > 1.0 and math.isfinite(m)):
+        return row
+    out = dict(row)
+    out["alpha"] = min(max(1.0 - (1.0 - row["alpha"]) ** (1.0 / m), ALPHA_MIN), 1.0)
+    if row["phi"] > 0.0:
+        out["phi"] = row["phi"] ** (1.0 / m)
+    if row["gamma_fine"] is not None:
+        out["gamma_fine"] = 1.0 - (1.0 - row["gamma_fine"]) ** (1.0 / m)
+    out["step"] = float(f32(row["step"] / m))
+    return out
+
+
 def fit_group(pdf: pd.DataFrame) -> pd.DataFrame:
     """The grouped-map UDF body: one key's history rows in, zero or one model row out."""
     if pdf.empty:
@@ -305,6 +329,10 @@ def fit_group(pdf: pd.DataFrame) -> pd.DataFrame:
     row = fit_series(pdf["ts_ms"].to_numpy(), pdf["value"].to_numpy(dtype=np.float64), counter)
     if row is None:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
+    if "samples" in pdf.columns:
+        samples = pdf["samples"].dropna()
+        if len(samples):
+            row = per_sample(row, float(samples.median()))
     tenant = pdf["tenant"].dropna()
     labels = pdf["labels"].dropna()
     row.update(

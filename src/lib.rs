@@ -11,7 +11,8 @@
 //! - [`pipeline`]: one request end to end: scan, route, build, forward, answer.
 //! - [`derive`]: per-series model state, tentative updates and derived series.
 //! - [`fit`]: compact histories and background fitting with augurs (off the request path).
-//! - [`persist`]: model snapshots in Arrow IPC files, restored at start.
+//! - [`persist`]: model snapshots in Arrow IPC files, restored at start; the model import
+//!   (hot-reloaded) and the history export for the learning core.
 //! - [`forward`]: the downstream client and the mapping of its answers.
 //! - [`metrics`], the self-metrics registry.
 //! - [`model`]: the per-series online forecasting model (pure: no I/O, no wall clock).

@@ -41,6 +41,12 @@ pub struct Metrics {
     pub snapshot_failures: IntCounter,
     pub snapshot_restore_failures: IntCounter,
     pub snapshot_restored_series: IntGauge,
+    pub import_loads: IntCounter,
+    pub import_failures: IntCounter,
+    pub import_series: IntGauge,
+    pub history_export_last_success: Gauge,
+    pub history_export_series: IntGauge,
+    pub history_export_failures: IntCounter,
     /// Background fits by result (`season`, `flat`, `skipped`).
     pub fits: IntCounterVec,
     /// Series waiting for a fit.
@@ -206,6 +212,18 @@ impl Metrics {
                 "Snapshots found unreadable at start (truncated, wrong schema, newer version, duplicates).",
             ),
             snapshot_restored_series: gauge("omen_snapshot_restored_series", "Models restored from the snapshot at start."),
+            import_loads: counter("omen_import_loads_total", "Model imports (models.import) loaded and put in force."),
+            import_failures: counter(
+                "omen_import_failures_total",
+                "Model imports refused (unreadable, wrong schema, bad values); the previous import stays in force.",
+            ),
+            import_series: gauge("omen_import_series", "Series listed by the model import in force."),
+            history_export_last_success: fgauge(
+                "omen_history_export_last_success_timestamp_seconds",
+                "When the fit histories were last exported (persistence.export; 0: never).",
+            ),
+            history_export_series: gauge("omen_history_export_series", "Series in the last history export."),
+            history_export_failures: counter("omen_history_export_failures_total", "History exports that could not be written."),
             fits: counter_vec(
                 "omen_fits_total",
                 "Background fits by result: season found, flat (no season), or skipped (too little or too sparse history).",

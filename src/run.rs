@@ -1,5 +1,7 @@
 //! Running the commands: logging, the tokio runtime, signals (SIGTERM/SIGINT drain and
-//! exit, SIGHUP reloads the config) and the serve loop.
+//! exit, SIGHUP reloads the config and the model import) and the serve loop: snapshot
+//! restore and model import before serving, periodic snapshots and history exports, and
+//! polls of the TLS and import files.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -54,6 +56,18 @@ async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
         .await
         .context("restoring the snapshot")?
         .context("persistence.on_corrupt is refuse")?;
+        if let Some(export) = p.export.clone() {
+            let exporter = app.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(export.interval);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let app = exporter.clone();
+                    let _ = tokio::task::spawn_blocking(move || export_now(&app)).await;
+                }
+            });
+        }
         let snapshotter = app.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(p.interval);
@@ -65,14 +79,23 @@ async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
             }
         });
     }
+    // Also before serving: an imported series needs no warm-up from its first request on. A
+    // bad import is logged and counted; omen serves without it.
+    let importer = app.clone();
+    tokio::task::spawn_blocking(move || import_now(&importer))
+        .await
+        .context("loading the model import")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let reloader = app.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            // Errors are logged and counted inside reload.
+            // Errors are logged and counted inside reload. The import is re-read either
+            // way (its files may have changed, or the config names other ones).
             let _ = reloader.reload();
+            let app = reloader.clone();
+            let _ = tokio::task::spawn_blocking(move || import_now(&app)).await;
         }
     });
     let watcher = app.clone();
@@ -88,6 +111,29 @@ async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
                 tracing::info!("TLS files changed; reloading");
                 let _ = watcher.reload();
                 seen = tls_mtimes(&watcher);
+            }
+        }
+    });
+    let import_watcher = app.clone();
+    tokio::spawn(async move {
+        // The learning core replaces the model file (atomically) when it has trained: reload
+        // when the files' names, modification times or sizes change.
+        let mut seen = import_fingerprint(&import_watcher);
+        loop {
+            let every = import_watcher
+                .state()
+                .config
+                .models
+                .import
+                .as_ref()
+                .map_or(std::time::Duration::from_secs(30), |i| i.poll_interval);
+            tokio::time::sleep(every).await;
+            let now = import_fingerprint(&import_watcher);
+            if now != seen {
+                tracing::info!("model import files changed; reloading");
+                let app = import_watcher.clone();
+                let _ = tokio::task::spawn_blocking(move || import_now(&app)).await;
+                seen = now;
             }
         }
     });
@@ -113,9 +159,12 @@ async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
     // In-flight requests have finished: the models are final. Fitting stops first (a
     // finished fit is adopted only at a commit, so none can change them any more).
     app.stop_fitting();
-    tokio::task::spawn_blocking(move || snapshot_now(&app))
-        .await
-        .context("writing the shutdown snapshot")?;
+    tokio::task::spawn_blocking(move || {
+        snapshot_now(&app);
+        export_now(&app);
+    })
+    .await
+    .context("writing the shutdown snapshot")?;
     tracing::info!("omen stopped");
     Ok(())
 }
@@ -125,6 +174,39 @@ fn snapshot_now(app: &App) {
     if let Some(p) = &app.state().config.persistence {
         let _ = persist::snapshot(app.models(), &p.path, app.metrics());
     }
+}
+
+/// Writes the history export if configured (errors are logged and counted).
+fn export_now(app: &App) {
+    let state = app.state();
+    if let Some(e) = state
+        .config
+        .persistence
+        .as_ref()
+        .and_then(|p| p.export.as_ref())
+    {
+        let _ = persist::history::export(app.models().fitter(), &e.path, app.metrics());
+    }
+}
+
+/// Loads the configured model import (keeping the previous one if it is bad), or drops
+/// the imported series when the config names no import.
+fn import_now(app: &App) {
+    let state = app.state();
+    match &state.config.models.import {
+        Some(config) => {
+            let _ = persist::import::reload(app.models(), config, app.metrics());
+        }
+        None => persist::import::clear(app.models(), app.metrics()),
+    }
+}
+
+type Fingerprint = Vec<(std::path::PathBuf, Option<std::time::SystemTime>, u64)>;
+
+fn import_fingerprint(app: &App) -> Option<Fingerprint> {
+    let state = app.state();
+    let path = state.config.models.import.as_ref()?.path.clone();
+    Some(persist::import::fingerprint(&path))
 }
 
 fn tls_mtimes(app: &App) -> Vec<Option<std::time::SystemTime>> {

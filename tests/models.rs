@@ -231,3 +231,126 @@ async fn lru_eviction_under_max_series() {
     assert_eq!(metric(&omen, "omen_models").await, models as f64);
     assert!(metric(&omen, "omen_model_evictions_total").await >= 200.0 - 32.0);
 }
+
+/// The key omen gives a series (label-set hash): what a model file is keyed by.
+async fn key_of(labels: &[(&str, &str)]) -> u64 {
+    let fake = FakeDownstream::start().await;
+    let probe = Omen::start(CONFIG, &fake.url()).await;
+    write(&probe, &temp(labels, &[point(0)])).await;
+    let models = probe.app.models();
+    let keys: Vec<u64> = (0..models.shards())
+        .flat_map(|s| models.entries(s))
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(keys.len(), 1);
+    keys[0]
+}
+
+fn forecasts(got: &[Received], room: &str) -> Vec<(i64, f64)> {
+    got.iter()
+        .flat_map(|r| derived(r, "anomaly_forecast"))
+        .filter(|t| t.labels.iter().any(|l| l.name == "room" && l.value == room))
+        .flat_map(|t| t.samples.iter().map(|s| (s.timestamp, s.value)))
+        .collect()
+}
+
+#[tokio::test]
+async fn imported_parameters_replace_the_rules_and_unseen_series_start_from_the_import() {
+    use omen::model::{Kind, Model, ModelSettings, Outcome, Params};
+    use omen::persist::{import, ImportConfig, Row, SeriesParams, Writer};
+
+    let (x, y) = ([("room", "x")], [("room", "y")]);
+    let key_y = key_of(&y).await;
+    let fake = FakeDownstream::start().await;
+    let omen = Omen::start(CONFIG, &fake.url()).await;
+    for i in 0..20 {
+        write(&omen, &temp(&x, &[point(i)])).await;
+    }
+    let models = omen.app.models();
+    let (key_x, _, online_x) = (0..models.shards())
+        .flat_map(|s| models.entries(s))
+        .next()
+        .unwrap();
+
+    // The import: x with a state that must not be used (x has a running model), y (never
+    // seen) warmed up around 500, both with alpha 0.9.
+    let rule = Params::new(&ModelSettings::from(
+        &omen.app.state().config.models.rules[0],
+    ));
+    let mut bogus = Model::new(Kind::Gauge);
+    for i in 0..50 {
+        bogus.update(&rule, 1_600_000_000_000 + i * 15_000, 1e6);
+    }
+    let mut warm_y = Model::new(Kind::Gauge);
+    for i in 0..50 {
+        // Up to just before the next samples (a long gap would re-anchor the level).
+        warm_y.update(
+            &rule,
+            point(20).0 - (50 - i) * 15_000,
+            500.0 + (i % 3) as f64,
+        );
+    }
+    let params = SeriesParams {
+        alpha: Some(0.9),
+        ..SeriesParams::default()
+    };
+    let dir = std::env::temp_dir().join(format!("omen-import-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("models.arrow");
+    let mut w = Writer::create(&file).unwrap();
+    w.push(&[
+        Row {
+            key: key_x,
+            rule: 0,
+            state: bogus.to_record(),
+            params,
+        },
+        Row {
+            key: key_y,
+            rule: 0,
+            state: warm_y.to_record(),
+            params,
+        },
+    ])
+    .unwrap();
+    w.commit().unwrap();
+    let config = ImportConfig {
+        path: file,
+        poll_interval: std::time::Duration::from_secs(30),
+    };
+    assert_eq!(
+        import::reload(models, &config, omen.app.metrics()).unwrap(),
+        2
+    );
+
+    let before = fake.received().len();
+    for i in 20..25 {
+        let p = point(i);
+        let req = request(vec![
+            temp(&x, &[p]).timeseries.remove(0),
+            temp(&y, &[(p.0, p.1 + 480.0)]).timeseries.remove(0),
+        ]);
+        assert_eq!(write(&omen, &req).await.status, 204);
+    }
+    // The same arithmetic done here: x continues its online state, y starts from the
+    // imported one (no warm-up), both with the rule's parameters and alpha 0.9.
+    let p = params.apply(&rule);
+    let expect = |mut m: Model, offset: f64| -> Vec<(i64, f64)> {
+        (20..25)
+            .filter_map(|i| {
+                let (t, v) = point(i);
+                match m.update(&p, t, v + offset) {
+                    Outcome::Scored(f) => Some((t, f.forecast)),
+                    _ => None,
+                }
+            })
+            .collect()
+    };
+    let got = fake.received()[before..].to_vec();
+    assert_eq!(forecasts(&got, "x"), expect(online_x, 0.0));
+    let y_forecasts = forecasts(&got, "y");
+    assert_eq!(y_forecasts.len(), 5, "y: scored from its first sample");
+    assert_eq!(y_forecasts, expect(warm_y, 480.0));
+    // And alpha 0.9 is not the rule's: the rule's parameters would forecast otherwise.
+    assert_ne!(rule.alpha, 0.9);
+}

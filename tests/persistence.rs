@@ -206,3 +206,94 @@ async fn kill_9_restarts_from_the_last_snapshot() {
         "warm models: derived series right after the restart"
     );
 }
+
+/// Writes a model file (snapshot schema) listing `keys`, atomically as the learning core does.
+fn write_import(path: &Path, keys: &[u64]) {
+    use omen::model::{Kind, Model};
+    use omen::persist::{Row, SeriesParams, Writer};
+    let rows: Vec<Row> = keys
+        .iter()
+        .map(|&key| Row {
+            key,
+            rule: 0,
+            state: Model::new(Kind::Gauge).to_record(),
+            params: SeriesParams {
+                alpha: Some(0.1),
+                ..SeriesParams::default()
+            },
+        })
+        .collect();
+    let mut w = Writer::create(path).unwrap();
+    w.push(&rows).unwrap();
+    w.commit().unwrap();
+}
+
+async fn metric_value(port: u16, name: &str) -> f64 {
+    let text = get(&format!("http://127.0.0.1:{port}/metrics")).await.body;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+async fn wait_metric(port: u16, name: &str, want: f64) {
+    let started = Instant::now();
+    loop {
+        if metric_value(port, name).await == want {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{name} never reached {want} (now {})",
+            metric_value(port, name).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_import_reloads_on_change_and_sighup_and_keeps_the_last_good_one() {
+    let fake = FakeDownstream::start().await;
+    let d = tempdir("import");
+    let import = d.join("import");
+    std::fs::create_dir_all(&import).unwrap();
+    write_import(&import.join("a.arrow"), &[1, 2, 3]);
+    let port = free_port();
+    let config = d.join("omen.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server: {{listen: '127.0.0.1:{port}'}}\ndownstream: {{url: '{}'}}\n\
+             models: {{rules: [{{match: up}}], import: {{path: import, poll_interval: 1s}}}}\n",
+            fake.url()
+        ),
+    )
+    .unwrap();
+    let o = start(&config, port).await;
+    // Loaded before /-/ready.
+    assert_eq!(metric_value(port, "omen_import_loads_total").await, 1.0);
+    assert_eq!(metric_value(port, "omen_import_series").await, 3.0);
+
+    // A new file in the folder is picked up by the poll.
+    write_import(&import.join("b.arrow"), &[4]);
+    wait_metric(port, "omen_import_series", 4.0).await;
+    assert_eq!(metric_value(port, "omen_import_loads_total").await, 2.0);
+
+    // A truncated one is refused and counted; the previous import stays in force.
+    let bytes = std::fs::read(import.join("b.arrow")).unwrap();
+    std::fs::write(import.join("c.arrow"), &bytes[..bytes.len() - 40]).unwrap();
+    wait_metric(port, "omen_import_failures_total", 1.0).await;
+    assert_eq!(metric_value(port, "omen_import_series").await, 4.0);
+
+    // Removing it is a change too; then SIGHUP re-reads the import without any change.
+    std::fs::remove_file(import.join("c.arrow")).unwrap();
+    wait_metric(port, "omen_import_loads_total", 3.0).await;
+    let pid = o.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_metric(port, "omen_import_loads_total", 4.0).await;
+    assert_eq!(metric_value(port, "omen_import_series").await, 4.0);
+    assert_eq!(metric_value(port, "omen_import_failures_total").await, 1.0);
+}

@@ -47,3 +47,31 @@ def test_short_histories_are_left_to_omen():
     r = fit_series(ts, np.ones(len(ts)), True)
     assert r["season_fine_ms"] is None and r["season_coarse_ms"] is None
     assert r["flags"] == 1 and r["step"] == 60_000.0
+
+
+def test_per_bucket_parameters_map_to_omens_raw_steps():
+    """omen exports `samples` (raw samples per bucket); the job maps per-bucket smoothing to
+    per-sample with the same time constants, as omen's own fitter does."""
+    import pandas as pd
+
+    from learning.fit import ALPHA_MIN, fit_group, per_sample
+
+    ts, x = three_weeks(0.0)
+    row = fit_series(ts, x, False)
+    m = 20.0
+    out = per_sample(row, m)
+    # m per-sample updates move the level as far as one per-bucket update.
+    assert abs((1 - out["alpha"]) ** m - (1 - row["alpha"])) < 1e-12 or out["alpha"] == ALPHA_MIN
+    if row["phi"] > 0:
+        assert abs(out["phi"] ** m - row["phi"]) < 1e-12
+    assert abs((1 - out["gamma_fine"]) ** m - (1 - row["gamma_fine"])) < 1e-12
+    assert out["beta"] == row["beta"] and out["band"] == row["band"]
+    assert abs(out["step"] - 300_000 / m) < 1e-3
+    assert per_sample(row, 1.0) == row, "one sample per bucket: nothing to map"
+
+    pdf = pd.DataFrame({"key": 5, "tenant": None, "labels": None, "counter": False,
+                        "ts_ms": ts, "value": x, "samples": m})
+    got = fit_group(pdf).iloc[0]
+    assert got["alpha"] == out["alpha"] and got["step"] == out["step"]
+    no_samples = fit_group(pdf.assign(samples=None)).iloc[0]
+    assert no_samples["alpha"] == row["alpha"], "files without the column keep per-bucket values"

@@ -13,7 +13,7 @@ use std::time::Duration;
 pub use models::{FitConfig, ModelsConfig, Names, Outputs, RuleConfig, Seasonality};
 pub use units::{parse_duration, parse_size};
 
-use crate::persist::{OnCorrupt, PersistConfig};
+use crate::persist::{ExportConfig, OnCorrupt, PersistConfig};
 use crate::selector::Selector;
 use raw::RawConfig;
 
@@ -381,7 +381,7 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
         whitelist.push(Selector::parse(text).map_err(|e| key_err(format!("whitelist[{i}]"), e))?);
     }
     let route_cache_size = positive(raw.route_cache_size, 1_000_000, "route_cache_size")?;
-    let models = models::build(raw.models.unwrap_or_default())?;
+    let models = models::build(raw.models.unwrap_or_default(), base)?;
     let ui = raw.ui.unwrap_or_default();
     let ui = UiConfig {
         enabled: ui.enabled.unwrap_or(true),
@@ -424,10 +424,31 @@ fn build(raw: RawConfig, base: &Path) -> Result<Config, KeyError> {
                     ))
                 }
             };
+            let export = match p.export {
+                None => None,
+                Some(e) => {
+                    if e.path.is_empty() {
+                        return Err(key_err("persistence.export.path", "must not be empty"));
+                    }
+                    let interval =
+                        duration(e.interval.as_deref(), "1h", "persistence.export.interval")?;
+                    if interval < Duration::from_secs(1) {
+                        return Err(key_err(
+                            "persistence.export.interval",
+                            "must be at least 1s",
+                        ));
+                    }
+                    Some(ExportConfig {
+                        path: base.join(e.path),
+                        interval,
+                    })
+                }
+            };
             Some(PersistConfig {
                 path: base.join(p.path),
                 interval,
                 on_corrupt,
+                export,
             })
         }
     };

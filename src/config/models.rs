@@ -1,10 +1,12 @@
 //! The `models:` section: which series are modeled (rules, first match wins), with what
 //! settings, what the derived series are called, and the background fitting budget.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::raw::{RawModels, RawRule, RawSeasonality};
-use super::{key_err, parse_duration, positive, size, KeyError};
+use super::{duration, key_err, parse_duration, positive, size, KeyError};
+use crate::persist::ImportConfig;
 use crate::selector::Selector;
 
 /// The validated `models:` section. No rules = nothing is modeled.
@@ -15,6 +17,8 @@ pub struct ModelsConfig {
     pub rules: Vec<RuleConfig>,
     pub names: Names,
     pub fit: FitConfig,
+    /// Per-series parameters and states from model files (the learning core's output).
+    pub import: Option<ImportConfig>,
 }
 
 /// One modeling rule.
@@ -68,7 +72,7 @@ pub struct FitConfig {
     pub history_bytes: u64,
 }
 
-pub(super) fn build(raw: RawModels) -> Result<ModelsConfig, KeyError> {
+pub(super) fn build(raw: RawModels, base: &Path) -> Result<ModelsConfig, KeyError> {
     let max_series = positive(raw.max_series, 1_000_000, "models.max_series")?;
     let rules = raw
         .rules
@@ -101,11 +105,35 @@ pub(super) fn build(raw: RawModels) -> Result<ModelsConfig, KeyError> {
             "models.fit.history_bytes",
         )?,
     };
+    let import = match raw.import {
+        None => None,
+        Some(i) => {
+            if i.path.is_empty() {
+                return Err(key_err("models.import.path", "must not be empty"));
+            }
+            let poll_interval = duration(
+                i.poll_interval.as_deref(),
+                "30s",
+                "models.import.poll_interval",
+            )?;
+            if poll_interval < Duration::from_secs(1) {
+                return Err(key_err(
+                    "models.import.poll_interval",
+                    "must be at least 1s",
+                ));
+            }
+            Some(ImportConfig {
+                path: base.join(i.path),
+                poll_interval,
+            })
+        }
+    };
     Ok(ModelsConfig {
         max_series,
         rules,
         names,
         fit,
+        import,
     })
 }
 

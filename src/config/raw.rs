@@ -37,6 +37,15 @@ pub struct RawPersistence {
     pub path: String,
     pub snapshot_interval: Option<String>,
     pub on_corrupt: Option<String>,
+    pub export: Option<RawExport>,
+}
+
+/// `persistence.export`: the fit histories for the learning core, written periodically.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExport {
+    pub path: String,
+    pub interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +118,17 @@ pub struct RawModels {
     pub names: RawNames,
     #[serde(default)]
     pub fit: RawFit,
+    /// `models.import` (a Rust keyword, hence the rename).
+    #[serde(rename = "import")]
+    pub import: Option<RawImport>,
+}
+
+/// `models.import`: model files (the learning core's output) to load and hot-reload.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImport {
+    pub path: String,
+    pub poll_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

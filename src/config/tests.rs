@@ -138,3 +138,55 @@ fn secrets_stay_out_of_debug_output() {
         matches!(c.downstream.auth, Credentials::Basic { ref password, .. } if password == "hunter2")
     );
 }
+
+#[test]
+fn import_and_export_sections() {
+    let c = Config::parse(
+        "downstream: {url: 'http://h:1/p'}\n\
+         models: {import: {path: learned}}\n\
+         persistence: {path: m.arrow, export: {path: h.arrow}}",
+        Path::new("/etc/omen/omen.yaml"),
+    )
+    .unwrap();
+    let i = c.models.import.unwrap();
+    assert_eq!(
+        i.path,
+        Path::new("/etc/omen/learned"),
+        "relative to the file"
+    );
+    assert_eq!(i.poll_interval, Duration::from_secs(30));
+    let e = c.persistence.unwrap().export.unwrap();
+    assert_eq!(e.path, Path::new("/etc/omen/h.arrow"));
+    assert_eq!(e.interval, Duration::from_secs(3600));
+    let d = parse("downstream: {url: 'http://h:1/p'}").unwrap();
+    assert!(d.models.import.is_none());
+
+    for (yaml, want) in [
+        (
+            "models: {import: {path: ''}}",
+            "omen.yaml: models.import.path: must not be empty",
+        ),
+        ("models: {import: {}}", "missing field `path`"),
+        (
+            "models: {import: {path: x, poll_interval: 100ms}}",
+            "omen.yaml: models.import.poll_interval: must be at least 1s",
+        ),
+        (
+            "models: {import: {path: x, poll: 1s}}",
+            "unknown field `poll`",
+        ),
+        (
+            "persistence: {path: m, export: {path: h, interval: 0s}}",
+            "omen.yaml: persistence.export.interval: must be at least 1s",
+        ),
+        (
+            "persistence: {path: m, export: {path: ''}}",
+            "omen.yaml: persistence.export.path: must not be empty",
+        ),
+    ] {
+        let e = parse(&format!("downstream: {{url: 'http://h:1/p'}}\n{yaml}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{yaml}: {e}");
+    }
+}

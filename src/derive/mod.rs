@@ -5,6 +5,7 @@
 //! The model arithmetic lives in [`crate::model`]; this module owns state, keys, labels
 //! and emission; [`store`] the bounded store of one shard.
 
+mod imports;
 mod kinds;
 mod labels;
 mod store;
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub use imports::{Imported, Imports};
 pub use kinds::{is_bucket, FamilyKinds};
 use store::{Entry, Store};
 
@@ -65,6 +67,8 @@ pub struct Models {
     fitter: Arc<Fitter>,
     /// The page's record of recent derived values (`ui:`), if enabled.
     recent: Option<std::sync::Arc<crate::ui::Recent>>,
+    /// Imported per-series parameters and start states (`models.import`).
+    imports: arc_swap::ArcSwap<Imports>,
 }
 
 /// Updates made while building one request; committed or discarded with it.
@@ -118,6 +122,7 @@ impl Models {
             fitter: Arc::new(Fitter::new(&config.fit, metrics.clone())),
             metrics,
             recent: None,
+            imports: arc_swap::ArcSwap::from_pointee(Imports::default()),
         }
     }
 
@@ -131,6 +136,17 @@ impl Models {
     /// on their next sample; `max_series` applies from the next restart.
     pub fn reconfigure(&self, config: &ModelsConfig) {
         self.settings.store(std::sync::Arc::new(settings(config)));
+    }
+
+    /// Puts a new import in force: from the next request on, its series are modeled with
+    /// its parameters, and those without a model start from its state.
+    pub fn set_imports(&self, imports: Imports) {
+        self.imports.store(Arc::new(imports));
+    }
+
+    /// Series the import in force lists.
+    pub fn imported_series(&self) -> usize {
+        self.imports.load().len()
     }
 
     /// The fit histories and results, for the fitting threads.
@@ -176,6 +192,8 @@ impl Models {
         if is_bucket(name) && !rule.buckets {
             return;
         }
+        let imports = self.imports.load();
+        let import = imports.get(key);
         let slot = match tentative.index.get(&key) {
             Some(&i) => i,
             None => {
@@ -187,8 +205,11 @@ impl Models {
                 let committed = found.map(|(_, e)| e);
                 let entry = match committed {
                     Some(e) if e.rule == rule_index => e,
+                    // No model yet (or one built under another rule): an imported series
+                    // starts from the imported state, with no warm-up.
                     _ => Entry {
-                        model: Model::new(self.families.kind_of(name)),
+                        model: import
+                            .map_or_else(|| Model::new(self.families.kind_of(name)), |i| i.model),
                         rule: rule_index,
                     },
                 };
@@ -203,9 +224,13 @@ impl Models {
                 tentative.updates.len() - 1
             }
         };
-        // A fitted series is modeled with its fitted parameters (adopted at a commit, so a
-        // retry of this request sees the same ones).
-        let params = self.fitter.params(key, &rule.params);
+        // An imported series is modeled with the imported parameters (they win over a
+        // background fit while the import lists the series); a fitted one with its fitted
+        // parameters (adopted at a commit, so a retry of this request sees the same ones).
+        let params = match import {
+            Some(i) => Some(i.params(&rule.params)),
+            None => self.fitter.params(key, &rule.params),
+        };
         let params = params.as_ref().unwrap_or(&rule.params);
         let model = &mut tentative.updates[slot].entry.model;
         let (fed, fed_update) = (&mut tentative.fed, &mut tentative.fed_update);
@@ -283,11 +308,18 @@ impl Models {
     pub fn commit(&self, tentative: Tentative) {
         let mut evicted = 0u64;
         let settings = self.settings.load();
+        let imports = self.imports.load();
         let mut applied = vec![false; tentative.updates.len()];
         for (i, u) in tentative.updates.iter().enumerate() {
             let (key, entry) = (u.key, &u.entry);
             let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+            // A background fit waits while the import lists the series (imported wins);
+            // it is adopted at the first commit after the import dropped the series.
+            let imported = imports.get(key).is_some();
             let adopt = |model: &mut Model| {
+                if imported {
+                    return;
+                }
                 if let Some(rule) = settings.rules.get(usize::from(entry.rule)) {
                     self.fitter.adopt(key, model, &rule.params);
                 }

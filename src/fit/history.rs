@@ -282,6 +282,31 @@ impl History {
         ((end - WINDOW_BUCKETS as i64) * BUCKET_MS, on_time)
     }
 
+    /// Whether the series is a counter (the buckets hold per-second rates).
+    pub fn is_counter(&self) -> bool {
+        self.counter
+    }
+
+    /// The closed buckets, oldest first, into `out` (NaN = no sample), without touching the
+    /// fit bookkeeping; returns the start (ms) of the first, or `None` before any sample.
+    pub fn closed_buckets(&self, out: &mut Vec<f32>) -> Option<i64> {
+        out.clear();
+        if self.head == i64::MIN {
+            return None;
+        }
+        out.extend(
+            (1..=BUCKETS as i64)
+                .rev()
+                .map(|age| self.ring[slot(self.head - age)]),
+        );
+        Some((self.head - BUCKETS as i64) * BUCKET_MS)
+    }
+
+    /// Mean samples per bucket seen so far (at least 1), e.g. for an export.
+    pub fn samples_per_bucket_now(&self) -> f64 {
+        f64::from(self.per_bucket).max(1.0)
+    }
+
     /// Mean samples per bucket at the due point (at least 1).
     pub fn samples_per_bucket(&self) -> f64 {
         f64::from(self.due_per_bucket).max(1.0)

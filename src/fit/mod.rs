@@ -39,6 +39,21 @@ const IDLE: Duration = Duration::from_secs(2 * 3600);
 /// robust machinery (clipping, level-shift adoption) is tuned for a level that follows.
 const ALPHA_MIN: f64 = 0.02;
 
+/// One series' closed history buckets, copied for an export.
+#[derive(Debug, Clone)]
+pub struct HistoryCopy {
+    pub key: u64,
+    /// The buckets hold per-second rates.
+    pub counter: bool,
+    /// Mean raw samples per bucket (how the learning core maps per-bucket smoothing to
+    /// per-sample).
+    pub samples_per_bucket: f64,
+    /// Start (ms) of `values[0]`; bucket `i` starts at `start_ms + i * BUCKET_MS`.
+    pub start_ms: i64,
+    /// Bucket means, oldest first; NaN = no sample.
+    pub values: Vec<f32>,
+}
+
 /// The histories, the backlog and the fitted results of all modeled series.
 pub struct Fitter {
     shards: Vec<Mutex<Shard>>,
@@ -155,6 +170,61 @@ impl Fitter {
         let shard = lock(self.shard(key));
         let i = *shard.index.get(&key)?;
         shard.slots[i as usize].history.active
+    }
+
+    /// Copies up to `max` histories of shard `shard`, from slot `from` on, under one short
+    /// lock (an export never holds a shard for long). Returns the copies and the next slot
+    /// (`None` when the shard is done).
+    pub fn copy_histories(
+        &self,
+        shard: usize,
+        from: usize,
+        max: usize,
+    ) -> (Vec<HistoryCopy>, Option<usize>) {
+        let s = lock(&self.shards[shard]);
+        let end = (from + max).min(s.slots.len());
+        let mut out = Vec::with_capacity(end.saturating_sub(from));
+        for i in from..end {
+            let slot = &s.slots[i];
+            if s.index.get(&slot.key) != Some(&(i as u32)) {
+                continue;
+            }
+            let mut values = Vec::with_capacity(BUCKETS);
+            if let Some(start_ms) = slot.history.closed_buckets(&mut values) {
+                out.push(HistoryCopy {
+                    key: slot.key,
+                    counter: slot.history.is_counter(),
+                    samples_per_bucket: slot.history.samples_per_bucket_now(),
+                    start_ms,
+                    values,
+                });
+            }
+        }
+        (out, (end < s.slots.len()).then_some(end))
+    }
+
+    /// Number of shards, for [`Fitter::copy_histories`].
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Puts a fit back that a snapshot recorded (restart): series `key` is modeled with it
+    /// from its next request on, as if it had been adopted. Its history starts empty, so the
+    /// series is refitted once it has enough again. Ignored when the store is full.
+    pub fn restore_fit(&self, key: u64, kind: Kind, fitted: Fitted) {
+        let mut shard = lock(self.shard(key));
+        let i = match shard.index.get(&key) {
+            Some(&i) => i as usize,
+            None => match self.admit(&mut shard, key, kind) {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        let h = &mut shard.slots[i].history;
+        h.last_feed_s = self.epoch.elapsed().as_secs() as u32;
+        if h.active.replace(fitted).is_none() {
+            self.adopted.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Adopts a finished fit for `key` if one waits and `model` (the state about to be

@@ -7,8 +7,11 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
+use arrow_array::RecordBatch;
 use arrow_ipc::reader::FileReader;
-use arrow_ipc::writer::FileWriter;
+use arrow_ipc::writer::{FileWriter, IpcWriteOptions};
+use arrow_ipc::CompressionType;
+use arrow_schema::Schema;
 
 use super::schema::{self, Row};
 
@@ -36,14 +39,40 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts writing `path` (through `path.tmp`).
+    /// Starts writing a snapshot to `path` (through `path.tmp`).
     ///
     /// # Errors
     /// The temporary file cannot be created.
     pub fn create(path: &Path) -> Result<Writer, SnapshotError> {
+        Writer::create_with(path, &schema::schema())
+    }
+
+    /// Starts writing a file of another schema (the history export) the same way, its
+    /// record batches LZ4-compressed (Arrow IPC's LZ4 frame codec, which pyarrow reads).
+    ///
+    /// # Errors
+    /// The temporary file cannot be created.
+    pub fn create_compressed(path: &Path, schema: &Schema) -> Result<Writer, SnapshotError> {
         let tmp = path.with_extension("arrow.tmp");
+        let options = IpcWriteOptions::default()
+            .try_with_compression(Some(CompressionType::LZ4_FRAME))
+            .map_err(|e| err(&tmp, e.to_string()))?;
+        Writer::open(path, tmp, schema, options)
+    }
+
+    fn create_with(path: &Path, schema: &Schema) -> Result<Writer, SnapshotError> {
+        let tmp = path.with_extension("arrow.tmp");
+        Writer::open(path, tmp, schema, IpcWriteOptions::default())
+    }
+
+    fn open(
+        path: &Path,
+        tmp: PathBuf,
+        schema: &Schema,
+        options: IpcWriteOptions,
+    ) -> Result<Writer, SnapshotError> {
         let file = File::create(&tmp).map_err(|e| err(&tmp, format!("cannot create: {e}")))?;
-        let inner = FileWriter::try_new_buffered(file, &schema::schema())
+        let inner = FileWriter::try_new_with_options(BufWriter::new(file), schema, options)
             .map_err(|e| err(&tmp, e.to_string()))?;
         Ok(Writer {
             inner,
@@ -62,10 +91,18 @@ impl Writer {
             return Ok(());
         }
         let batch = schema::to_batch(rows).map_err(|e| err(&self.tmp, e.to_string()))?;
+        self.push_batch(&batch)
+    }
+
+    /// Appends a record batch of the file's schema.
+    ///
+    /// # Errors
+    /// A write error.
+    pub fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), SnapshotError> {
         self.inner
-            .write(&batch)
+            .write(batch)
             .map_err(|e| err(&self.tmp, format!("write failed: {e}")))?;
-        self.rows += rows.len() as u64;
+        self.rows += batch.num_rows() as u64;
         Ok(())
     }
 

@@ -4,15 +4,19 @@
 //! streams record batches to a temporary file that replaces the previous one atomically.
 
 mod file;
+pub mod history;
+pub mod import;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use file::{read, SnapshotError, Writer};
-pub use schema::Row;
+pub use import::ImportConfig;
+pub use schema::{Row, SeriesParams};
 
 use crate::derive::Models;
+use crate::fit::Fitted;
 use crate::metrics::Metrics;
 use crate::model::Model;
 
@@ -35,6 +39,17 @@ pub struct PersistConfig {
     pub path: PathBuf,
     pub interval: Duration,
     pub on_corrupt: OnCorrupt,
+    /// The fit histories for the learning core (`persistence.export`).
+    pub export: Option<ExportConfig>,
+}
+
+/// The `persistence.export:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportConfig {
+    /// The history file (Arrow IPC, the learning core's input schema).
+    pub path: PathBuf,
+    /// How often it is rewritten (it is also written at graceful shutdown).
+    pub interval: Duration,
 }
 
 /// Writes every model to `path`; returns (series, bytes).
@@ -80,13 +95,41 @@ fn write_all(models: &Models, path: &Path) -> Result<(u64, u64), SnapshotError> 
                     key: *key,
                     rule: *rule,
                     state: m.to_record(),
-                    params: Default::default(),
+                    params: models
+                        .fitter()
+                        .adopted(*key)
+                        .map_or_else(SeriesParams::default, |f| fitted_params(&f)),
                 })
                 .collect();
             writer.push(&rows)?;
         }
     }
     writer.commit()
+}
+
+/// A background fit as a snapshot row's parameters: the smoothing constants and the fine
+/// season the fit decided (0 = none; applied only under `seasonality: auto`, as the fit is).
+fn fitted_params(f: &Fitted) -> SeriesParams {
+    SeriesParams {
+        alpha: Some(f.alpha),
+        beta: Some(f.beta),
+        phi: Some(f.phi),
+        season_fine_ms: Some(f.season_ms),
+        ..SeriesParams::default()
+    }
+}
+
+/// The fit a snapshot row recorded, if any. The profile is not needed: it was seeded into
+/// the state when the fit was adopted.
+fn fitted_of(p: &SeriesParams) -> Option<Fitted> {
+    let fitted = Fitted {
+        alpha: p.alpha?,
+        beta: p.beta?,
+        phi: p.phi?,
+        season_ms: p.season_fine_ms.unwrap_or(0),
+        profile: [0.0; crate::model::FINE_BUCKETS],
+    };
+    p.check().ok().map(|()| fitted)
 }
 
 /// Restores the models from `path` if it exists. A missing file is a first start.
@@ -107,7 +150,11 @@ pub fn restore(
     let started = Instant::now();
     let result = read(&config.path, |rows| {
         for r in rows {
-            models.insert(r.key, r.rule, Model::from_record(&r.state));
+            let model = Model::from_record(&r.state);
+            if let Some(fitted) = fitted_of(&r.params) {
+                models.fitter().restore_fit(r.key, model.kind(), fitted);
+            }
+            models.insert(r.key, r.rule, model);
         }
     });
     match result {

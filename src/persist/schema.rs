@@ -17,7 +17,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use crate::model::{ModelRecord, COARSE_BUCKETS, FINE_BUCKETS};
+use crate::model::{ModelRecord, Params, COARSE_BUCKETS, FINE_BUCKETS};
 
 /// The schema version this omen writes and reads.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -40,6 +40,77 @@ pub struct SeriesParams {
     pub season_fine_ms: Option<i64>,
     pub season_coarse_ms: Option<i64>,
 }
+
+impl SeriesParams {
+    /// Whether any parameter is set.
+    pub fn is_empty(&self) -> bool {
+        *self == SeriesParams::default()
+    }
+
+    /// A rule's parameters with these overrides applied (unset ones keep the rule's).
+    pub fn apply(&self, rule: &Params) -> Params {
+        let mut p = *rule;
+        if let Some(v) = self.alpha {
+            p.alpha = v;
+        }
+        if let Some(v) = self.beta {
+            p.beta = v;
+        }
+        if let Some(v) = self.phi {
+            p.phi = v;
+        }
+        if let Some(v) = self.gamma_fine {
+            p.gamma_fine = v;
+        }
+        if let Some(v) = self.gamma_coarse {
+            p.gamma_coarse = v;
+        }
+        if let Some(v) = self.season_fine_ms {
+            p.season_fine_ms = v;
+        }
+        if let Some(v) = self.season_coarse_ms {
+            p.season_coarse_ms = v;
+        }
+        p
+    }
+
+    /// Checks that every set parameter is in the model's range.
+    ///
+    /// # Errors
+    /// The first parameter out of range, as `name value: reason`.
+    pub fn check(&self) -> Result<(), String> {
+        let unit = |name: &str, v: Option<f64>, open_zero: bool| match v {
+            Some(v) if !v.is_finite() || v < 0.0 || v > 1.0 || (open_zero && v == 0.0) => {
+                Err(format!(
+                    "{name} {v} is outside {}",
+                    if open_zero { "(0, 1]" } else { "[0, 1]" }
+                ))
+            }
+            _ => Ok(()),
+        };
+        unit("alpha", self.alpha, true)?;
+        unit("beta", self.beta, false)?;
+        unit("phi", self.phi, false)?;
+        unit("gamma_fine", self.gamma_fine, false)?;
+        unit("gamma_coarse", self.gamma_coarse, false)?;
+        for (name, v) in [
+            ("season_fine_ms", self.season_fine_ms),
+            ("season_coarse_ms", self.season_coarse_ms),
+        ] {
+            if let Some(v) = v {
+                if v != 0 && !(60_000..=MAX_SEASON_MS).contains(&v) {
+                    return Err(format!(
+                        "{name} {v} is neither 0 (none) nor between 1m and 366d"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The longest season a file may set (a year and a day).
+const MAX_SEASON_MS: i64 = 366 * 86_400_000;
 
 /// One modeled series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -181,8 +252,16 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch, arrow_schema::ArrowError> {
 /// Checks a file's schema against [`schema`]: the version first, then every column.
 ///
 /// # Errors
-/// A one-line reason: no version, a newer version, or the first column that differs.
+/// A one-line reason: another kind of file (a history), no version, a newer version, or
+/// the first column that differs.
 pub fn check(found: &Schema) -> Result<(), String> {
+    if let Some(kind) = found.metadata().get(KIND_KEY) {
+        if kind != "models" {
+            return Err(format!(
+                "wrong kind: {KIND_KEY} is {kind:?}, expected \"models\""
+            ));
+        }
+    }
     let version = found
         .metadata()
         .get(VERSION_KEY)

@@ -10,6 +10,7 @@ use super::*;
 use crate::config::Config;
 use crate::model::{Kind, ModelSettings, Params};
 use crate::persist::schema::SeriesParams;
+use crate::persist::{history, import, ImportConfig};
 
 fn models(max_series: usize) -> Models {
     let yaml = format!("downstream: {{url: 'http://h:1/p'}}\nmodels: {{max_series: {max_series}, rules: [{{match: up}}]}}");
@@ -64,6 +65,7 @@ fn config(path: PathBuf, on_corrupt: OnCorrupt) -> PersistConfig {
         path,
         interval: Duration::from_secs(300),
         on_corrupt,
+        export: None,
     }
 }
 
@@ -233,4 +235,266 @@ fn rows_with_parameters_round_trip_through_a_batch() {
     let batch = schema::to_batch(&rows).unwrap();
     schema::check(&batch.schema()).unwrap();
     assert_eq!(schema::from_batch(&batch).unwrap(), rows);
+}
+
+fn fitted(alpha: f64, season_ms: i64) -> crate::fit::Fitted {
+    crate::fit::Fitted {
+        alpha,
+        beta: 0.05,
+        phi: 0.9,
+        season_ms,
+        profile: [0.0; crate::model::FINE_BUCKETS],
+    }
+}
+
+#[test]
+fn fitted_parameters_survive_a_snapshot() {
+    let d = dir("fitted");
+    let path = d.join("models.arrow");
+    let original = filled(100);
+    let keys: Vec<u64> = all(&original).concat().iter().map(|e| e.0).collect();
+    original
+        .fitter()
+        .restore_fit(keys[0], Kind::Gauge, fitted(0.125, 86_400_000));
+    original
+        .fitter()
+        .restore_fit(keys[1], Kind::Gauge, fitted(0.5, 0));
+    snapshot(&original, &path, &Metrics::new()).unwrap();
+    let restored = models(100_000);
+    restore(&restored, &config(path, OnCorrupt::Refuse), &Metrics::new()).unwrap();
+    assert_eq!(
+        restored.fitter().adopted(keys[0]),
+        Some(fitted(0.125, 86_400_000))
+    );
+    assert_eq!(restored.fitter().adopted(keys[1]), Some(fitted(0.5, 0)));
+    assert_eq!(restored.fitter().adopted(keys[2]), None, "never fitted");
+    // The fit is in force: the rule's parameters with the fitted ones applied.
+    let rule = Params::new(&ModelSettings::default());
+    let p = restored.fitter().params(keys[0], &rule).unwrap();
+    assert_eq!(
+        (p.alpha, p.season_fine_ms, p.season_gate),
+        (0.125, 86_400_000, false)
+    );
+}
+
+fn model_rows(keys: &[u64], params: SeriesParams) -> Vec<Row> {
+    let rule = Params::new(&ModelSettings::default());
+    keys.iter()
+        .map(|&key| {
+            let mut m = Model::new(Kind::Gauge);
+            for i in 0..100i64 {
+                m.update(&rule, 1_700_000_000_000 + i * 60_000, 10.0 + (i % 7) as f64);
+            }
+            Row {
+                key,
+                rule: 0,
+                state: m.to_record(),
+                params,
+            }
+        })
+        .collect()
+}
+
+fn write_models(path: &Path, rows: &[Row]) {
+    let mut w = Writer::create(path).unwrap();
+    w.push(rows).unwrap();
+    w.commit().unwrap();
+}
+
+#[test]
+fn import_loads_a_folder_and_a_bad_one_keeps_the_previous() {
+    let d = dir("import");
+    let good = SeriesParams {
+        alpha: Some(0.2),
+        season_fine_ms: Some(0),
+        ..SeriesParams::default()
+    };
+    write_models(&d.join("a.arrow"), &model_rows(&[1, 2, 3], good));
+    write_models(&d.join("b.arrow"), &model_rows(&[4], good));
+    // Not imported: hidden, or another suffix (a file being written).
+    std::fs::write(d.join(".c.arrow"), b"junk").unwrap();
+    std::fs::write(d.join("c.arrow.tmp"), b"junk").unwrap();
+    let m = models(100);
+    let metrics = Metrics::new();
+    let config = ImportConfig {
+        path: d.clone(),
+        poll_interval: Duration::from_secs(1),
+    };
+    assert_eq!(import::reload(&m, &config, &metrics).unwrap(), 4);
+    assert_eq!(
+        (metrics.import_loads.get(), metrics.import_series.get()),
+        (1, 4)
+    );
+    // One bad file in the folder: the whole new import is refused, the previous stays.
+    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+        (
+            "truncated",
+            Box::new(|p: &Path| {
+                write_models(p, &model_rows(&[9], good));
+                let bytes = std::fs::read(p).unwrap();
+                std::fs::write(p, &bytes[..bytes.len() / 2]).unwrap();
+            }),
+            "not a readable Arrow IPC file",
+        ),
+        (
+            "alpha out of range",
+            Box::new(|p: &Path| {
+                let bad = SeriesParams {
+                    alpha: Some(1.5),
+                    ..good
+                };
+                write_models(p, &model_rows(&[9], bad));
+            }),
+            "series 0000000000000009: alpha 1.5 is outside (0, 1]",
+        ),
+        (
+            "season too short",
+            Box::new(|p: &Path| {
+                let bad = SeriesParams {
+                    season_fine_ms: Some(5),
+                    ..good
+                };
+                write_models(p, &model_rows(&[9], bad));
+            }),
+            "season_fine_ms 5",
+        ),
+        (
+            "non-finite state",
+            Box::new(|p: &Path| {
+                let mut rows = model_rows(&[9], good);
+                rows[0].state.level = f64::NAN;
+                write_models(p, &rows);
+            }),
+            "level is NaN",
+        ),
+        (
+            "a series in two files",
+            Box::new(|p: &Path| write_models(p, &model_rows(&[2], good))),
+            "series 0000000000000002 is also in",
+        ),
+        (
+            "a history file",
+            Box::new(|p: &Path| {
+                let f = crate::fit::Fitter::new(&models_config().fit, Metrics::new());
+                history::export(&f, p, &Metrics::new()).unwrap();
+            }),
+            "wrong kind: omen.kind is \"history\"",
+        ),
+    ];
+    for (i, (what, make, want)) in cases.iter().enumerate() {
+        let bad = d.join("z.arrow");
+        make(&bad);
+        let e = import::reload(&m, &config, &metrics)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{what}: {e}");
+        assert!(e.contains(".arrow: "), "{what}: names the file: {e}");
+        assert_eq!(metrics.import_failures.get(), i as u64 + 1, "{what}");
+        assert_eq!(m.imported_series(), 4, "{what}: the previous import stays");
+        assert_eq!(metrics.import_series.get(), 4, "{what}");
+        std::fs::remove_file(&bad).unwrap();
+    }
+    // A missing path is a failure too; an empty folder is a valid empty import.
+    let missing = ImportConfig {
+        path: d.join("nope"),
+        ..config.clone()
+    };
+    assert!(import::reload(&m, &missing, &metrics)
+        .unwrap_err()
+        .to_string()
+        .contains("nope: cannot open"));
+    assert_eq!(m.imported_series(), 4);
+    std::fs::remove_file(d.join("a.arrow")).unwrap();
+    std::fs::remove_file(d.join("b.arrow")).unwrap();
+    assert_eq!(import::reload(&m, &config, &metrics).unwrap(), 0);
+    assert_eq!(metrics.import_series.get(), 0);
+}
+
+fn models_config() -> crate::config::ModelsConfig {
+    let yaml = "downstream: {url: 'http://h:1/p'}\nmodels: {rules: [{match: up}]}";
+    Config::parse(yaml, Path::new("omen.yaml")).unwrap().models
+}
+
+#[test]
+fn history_export_writes_the_learning_core_schema() {
+    use crate::fit::{Fed, BUCKET_MS};
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
+
+    let d = dir("history");
+    let path = d.join("history.arrow");
+    let fitter = crate::fit::Fitter::new(&models_config().fit, Metrics::new());
+    let t0 = 1_700_000_400_000 - 1_700_000_400_000 % BUCKET_MS;
+    // A gauge sampled every minute for 30 minutes (3 closed buckets, 10 samples each),
+    // and a counter growing 2/s.
+    let gauge: Vec<Fed> = (0..31)
+        .map(|i| Fed {
+            ts: t0 + i * 60_000,
+            value: (i / 10) as f64,
+            score: f32::NAN,
+        })
+        .collect();
+    let counter: Vec<Fed> = (0..31)
+        .map(|i| Fed {
+            ts: t0 + i * 60_000,
+            value: (i * 120) as f64,
+            score: f32::NAN,
+        })
+        .collect();
+    fitter.feed(7, Kind::Gauge, &gauge);
+    fitter.feed(8, Kind::Counter, &counter);
+    let metrics = Metrics::new();
+    let (series, rows, _) = history::export(&fitter, &path, &metrics).unwrap();
+    assert_eq!((series, rows), (2, 6));
+    assert_eq!(metrics.history_export_series.get(), 2);
+    assert!(!d.join("history.arrow.tmp").exists());
+
+    let f = std::fs::File::open(&path).unwrap();
+    let reader = arrow_ipc::reader::FileReader::try_new(f, None).unwrap();
+    let meta = reader.schema().metadata().clone();
+    assert_eq!(meta["omen.schema_version"], "1");
+    assert_eq!(meta["omen.kind"], "history");
+    let names: Vec<String> = reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["key", "tenant", "labels", "counter", "ts_ms", "value", "samples"]
+    );
+    let mut got = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        for i in 0..b.num_rows() {
+            got.push((
+                b.column(0).as_primitive::<UInt64Type>().value(i),
+                b.column(3).as_boolean().value(i),
+                b.column(4).as_primitive::<Int64Type>().value(i) - t0,
+                b.column(5).as_primitive::<Float64Type>().value(i),
+                b.column(6).as_primitive::<Float64Type>().value(i),
+                b.column(1).is_null(i) && b.column(2).is_null(i),
+            ));
+        }
+    }
+    got.sort_by(|a, b| (a.0, a.2).partial_cmp(&(b.0, b.2)).unwrap());
+    let m = BUCKET_MS;
+    // `samples` is the series' running mean of samples per bucket (an EMA, rate 0.05):
+    // the counter's first bucket has 9 increases (the first sample primes), then 10, 10.
+    let mut per = 9.0f32;
+    per += 0.05 * (10.0 - per);
+    per += 0.05 * (10.0 - per);
+    let per = f64::from(per);
+    assert_eq!(
+        got,
+        vec![
+            (7, false, 0, 0.0, 10.0, true),
+            (7, false, m, 1.0, 10.0, true),
+            (7, false, 2 * m, 2.0, 10.0, true),
+            (8, true, 0, 2.0, per, true),
+            (8, true, m, 2.0, per, true),
+            (8, true, 2 * m, 2.0, per, true),
+        ]
+    );
 }
