@@ -37,13 +37,10 @@
 mod procs;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use procs::http::serve_exposition;
 use procs::proxy::{Mode, Proxy, Record};
 use procs::series::{diff, sample_count, show, Labels, SeriesSet};
 use procs::servers::{now_ms, yaml_str, Omen, Prometheus, RECEIVER_CONFIG};
@@ -89,28 +86,15 @@ fn soak() -> bool {
 /// Serves three gauges with a wobbling daily-like pattern; each scrape
 /// advances it by one step.
 fn serve_target() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind target");
-    let port = listener.local_addr().expect("target address").port();
-    let step = Arc::new(AtomicU64::new(0));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 2048];
-            let _ = s.read(&mut buf);
-            let i = step.fetch_add(1, Ordering::SeqCst) as f64;
-            let mut body = format!("# TYPE {GAUGE} gauge\n");
-            for (k, room) in ["lab", "hall", "roof"].iter().enumerate() {
-                let v = 20.0 + 5.0 * k as f64 + (i / 30.0).sin() * 2.0 + ((i * 7.3).sin() * 0.3);
-                body.push_str(&format!("{GAUGE}{{room=\"{room}\"}} {v}\n"));
-            }
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+    serve_exposition(|i| {
+        let i = i as f64;
+        let mut body = format!("# TYPE {GAUGE} gauge\n");
+        for (k, room) in ["lab", "hall", "roof"].iter().enumerate() {
+            let v = 20.0 + 5.0 * k as f64 + (i / 30.0).sin() * 2.0 + ((i * 7.3).sin() * 0.3);
+            body.push_str(&format!("{GAUGE}{{room=\"{room}\"}} {v}\n"));
         }
-    });
-    port
+        body
+    })
 }
 
 fn omen_config(port: u16, downstream: &str, persistence: bool) -> String {

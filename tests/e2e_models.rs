@@ -6,15 +6,13 @@
 
 mod procs;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use procs::http::enc;
+use procs::http::{enc, serve_exposition};
 use procs::json::Json;
 use procs::series::{self, SeriesSet};
 use procs::servers::{get_ok, now_ms, wait_ready, yaml_str, Prometheus, RECEIVER_CONFIG};
@@ -24,30 +22,15 @@ const METRIC: &str = "omen_e2e_room_temperature";
 
 /// Serves `/metrics` with the gauge; each scrape advances the pattern by one step.
 fn serve_target(jump: Arc<AtomicBool>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind target");
-    let port = listener.local_addr().unwrap().port();
-    let step = Arc::new(AtomicU64::new(0));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 2048];
-            let _ = s.read(&mut buf);
-            let i = step.fetch_add(1, Ordering::SeqCst);
-            let wobble = [0.0, 0.2, -0.1, 0.15, -0.2, 0.05][(i % 6) as usize];
-            let v = if jump.load(Ordering::SeqCst) {
-                45.0
-            } else {
-                21.0 + wobble
-            };
-            let body = format!("# TYPE {METRIC} gauge\n{METRIC}{{room=\"lab\"}} {v}\n");
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
+    serve_exposition(move |i| {
+        let wobble = [0.0, 0.2, -0.1, 0.15, -0.2, 0.05][(i % 6) as usize];
+        let v = if jump.load(Ordering::SeqCst) {
+            45.0
+        } else {
+            21.0 + wobble
+        };
+        format!("# TYPE {METRIC} gauge\n{METRIC}{{room=\"lab\"}} {v}\n")
+    })
 }
 
 fn range(p: &Prometheus, expr: &str, t_ms: i64) -> Result<SeriesSet, String> {

@@ -11,8 +11,8 @@ mod common;
 mod procs;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use common::*;
 use omen::proto;
@@ -23,53 +23,6 @@ const STEP_MS: i64 = 60_000;
 const AFTER: i64 = 60;
 const ANOMALY_AT: i64 = 20;
 const SPIKE: f64 = 60.0;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(config: &Path, port: u16, log: &Path) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_omen"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        // `get` panics on a refused connection: wait for the listener first.
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            let ready = tokio::time::timeout(
-                Duration::from_millis(500),
-                get(&format!("http://127.0.0.1:{port}/-/ready")),
-            )
-            .await;
-            if matches!(ready, Ok(a) if a.status == 200) {
-                return Proc(child);
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "omen did not become ready; see {}",
-            log.display()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// The pattern: a daily cycle of ±40 around 100 with ±2 of deterministic noise.
 fn value(ts: i64, instance: u64) -> f64 {
@@ -92,20 +45,6 @@ fn series_of(instance: &str, samples: &[(i64, f64)]) -> proto::TimeSeries {
     let l = labels(instance);
     let pairs: Vec<(&str, &str)> = l.iter().map(|(n, v)| (*n, v.as_str())).collect();
     series(&pairs, samples)
-}
-
-async fn post_to(port: u16, req: &proto::WriteRequest) -> u16 {
-    use prost::Message;
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap();
-    post(
-        &format!("http://127.0.0.1:{port}/api/v1/write"),
-        &RW_HEADERS,
-        body,
-    )
-    .await
-    .status
 }
 
 fn tempdir() -> PathBuf {
@@ -184,7 +123,7 @@ async fn export_train_import_scores_without_warmup() {
         ),
     )
     .unwrap();
-    let mut first = start(&config, port, &d.join("first.log")).await;
+    let mut first = start_omen_process(&config, port, Some(&d.join("first.log"))).await;
     let hour = 3_600_000 / STEP_MS;
     for chunk in 0..(t1 - t0) / STEP_MS / hour {
         let ts: Vec<i64> = (0..hour)
@@ -200,7 +139,7 @@ async fn export_train_import_scores_without_warmup() {
                 })
                 .collect(),
         );
-        assert_eq!(post_to(port, &req).await, 204);
+        assert_eq!(write_port(port, &req).await, 204);
     }
     let pid = first.0.id().to_string();
     assert!(Command::new("kill")
@@ -248,7 +187,7 @@ async fn export_train_import_scores_without_warmup() {
         ),
     )
     .unwrap();
-    let _second = start(&config, port, &d.join("second.log")).await;
+    let _second = start_omen_process(&config, port, Some(&d.join("second.log"))).await;
     assert_eq!(metric_of(port, "omen_import_loads_total").await, 1.0);
     assert_eq!(metric_of(port, "omen_import_series").await, 2.0);
 
@@ -265,7 +204,7 @@ async fn export_train_import_scores_without_warmup() {
                 .map(|(n, inst)| series_of(inst, &[(t, value(t, n as u64) + spike)]))
                 .collect(),
         );
-        assert_eq!(post_to(port, &req).await, 204);
+        assert_eq!(write_port(port, &req).await, 204);
     }
     for inst in ["a", "b"] {
         let s = scores(&fake, inst);

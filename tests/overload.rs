@@ -7,34 +7,18 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{post, request, series, FakeDownstream, Reply, RW_HEADERS};
+use common::{
+    free_port, post, request, series, start_omen_process, FakeDownstream, Reply, RW_HEADERS,
+};
 use prost::Message;
 
 const LIMIT: usize = 4;
 const CONCURRENT: usize = 64;
 const ROUNDS: usize = 8;
 const SERIES: usize = 4000;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A field of /proc/PID/status in KiB.
 fn status_kib(pid: u32, field: &str) -> u64 {
@@ -80,22 +64,9 @@ async fn more_requests_than_the_limit_are_shed_memory_stays_flat_and_omen_recove
         fake.url()
     )
     .unwrap();
-    let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_omen"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("omen starts"),
-    );
+    let server = start_omen_process(&config, port, None).await;
     let pid = server.0.id();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "omen did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let url = Arc::new(format!("{base}/api/v1/write"));
 
     let payload = body();

@@ -5,28 +5,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use omen::proto;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn config(dir: &Path, port: u16, downstream: &str, interval: &str) -> PathBuf {
     let path = dir.join("omen.yaml");
@@ -38,46 +21,6 @@ fn config(dir: &Path, port: u16, downstream: &str, interval: &str) -> PathBuf {
     );
     std::fs::write(&path, yaml).unwrap();
     path
-}
-
-async fn start(config: &Path, port: u16) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_omen"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if let Ok(Ok(r)) = tokio::time::timeout(
-            Duration::from_millis(500),
-            try_get(&format!("http://127.0.0.1:{port}/-/ready")),
-        )
-        .await
-        {
-            if r == 200 {
-                return Proc(child);
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "omen did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn try_get(url: &str) -> Result<u16, String> {
-    use http_body_util::Full;
-    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let r = client
-        .request(hyper::Request::get(url).body(Full::default()).unwrap())
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(r.status().as_u16())
 }
 
 fn stream(i: i64) -> proto::WriteRequest {
@@ -96,20 +39,6 @@ fn stream(i: i64) -> proto::WriteRequest {
     ])
 }
 
-async fn post_to(port: u16, req: &proto::WriteRequest) -> u16 {
-    use prost::Message;
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap();
-    post(
-        &format!("http://127.0.0.1:{port}/api/v1/write"),
-        &RW_HEADERS,
-        body,
-    )
-    .await
-    .status
-}
-
 fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("omen-restart-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -125,9 +54,9 @@ async fn restart_with_sigterm_gives_identical_derived_series() {
     let d1 = tempdir("reference");
     let p1 = free_port();
     let c1 = config(&d1, p1, &reference.url(), "1h");
-    let _o1 = start(&c1, p1).await;
+    let _o1 = start_omen_process(&c1, p1, None).await;
     for i in 0..N {
-        assert_eq!(post_to(p1, &stream(i)).await, 204);
+        assert_eq!(write_port(p1, &stream(i)).await, 204);
     }
 
     // Same stream, with a SIGTERM and a restart in the middle.
@@ -135,9 +64,9 @@ async fn restart_with_sigterm_gives_identical_derived_series() {
     let d2 = tempdir("restarted");
     let p2 = free_port();
     let c2 = config(&d2, p2, &restarted.url(), "1h");
-    let mut o2 = start(&c2, p2).await;
+    let mut o2 = start_omen_process(&c2, p2, None).await;
     for i in 0..N / 2 {
-        assert_eq!(post_to(p2, &stream(i)).await, 204);
+        assert_eq!(write_port(p2, &stream(i)).await, 204);
     }
     let pid = o2.0.id().to_string();
     assert!(Command::new("kill")
@@ -151,9 +80,9 @@ async fn restart_with_sigterm_gives_identical_derived_series() {
         d2.join("models.arrow").exists(),
         "the shutdown snapshot is written"
     );
-    let _o2b = start(&c2, p2).await;
+    let _o2b = start_omen_process(&c2, p2, None).await;
     for i in N / 2..N {
-        assert_eq!(post_to(p2, &stream(i)).await, 204);
+        assert_eq!(write_port(p2, &stream(i)).await, 204);
     }
 
     let (a, b) = (reference.received(), restarted.received());
@@ -174,9 +103,9 @@ async fn kill_9_restarts_from_the_last_snapshot() {
     let d = tempdir("kill9");
     let port = free_port();
     let c = config(&d, port, &fake.url(), "1s");
-    let o = start(&c, port).await;
+    let o = start_omen_process(&c, port, None).await;
     for i in 0..40 {
-        assert_eq!(post_to(port, &stream(i)).await, 204);
+        assert_eq!(write_port(port, &stream(i)).await, 204);
     }
     // Wait for a periodic snapshot that holds the two models.
     let started = Instant::now();
@@ -192,14 +121,14 @@ async fn kill_9_restarts_from_the_last_snapshot() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(o); // SIGKILL
-    let _o = start(&c, port).await;
+    let _o = start_omen_process(&c, port, None).await;
     let metrics = get(&format!("http://127.0.0.1:{port}/metrics")).await.body;
     assert!(
         metrics.contains("omen_snapshot_restored_series 2"),
         "restored from the snapshot"
     );
     assert!(metrics.contains("omen_models 2"));
-    assert_eq!(post_to(port, &stream(40)).await, 204);
+    assert_eq!(write_port(port, &stream(40)).await, 204);
     let last = fake.received().pop().unwrap();
     assert!(
         last.request.timeseries.len() > 2,
@@ -268,7 +197,7 @@ async fn model_import_reloads_on_change_and_sighup_and_keeps_the_last_good_one()
         ),
     )
     .unwrap();
-    let o = start(&config, port).await;
+    let o = start_omen_process(&config, port, None).await;
     // Loaded before /-/ready.
     assert_eq!(metric_value(port, "omen_import_loads_total").await, 1.0);
     assert_eq!(metric_value(port, "omen_import_series").await, 3.0);

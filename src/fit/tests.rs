@@ -126,17 +126,7 @@ fn config(history_bytes: u64) -> FitConfig {
 }
 
 fn feed_days(fitter: &Fitter, key: u64, f: fn(i64) -> f64, until: i64) {
-    let samples: Vec<Fed> = (0..until)
-        .step_by(MIN as usize)
-        .map(|ts| Fed {
-            ts,
-            value: f(ts),
-            score: 0.1,
-        })
-        .collect();
-    for chunk in samples.chunks(500) {
-        fitter.feed(key, Kind::Gauge, chunk);
-    }
+    feed_range(fitter, key, f, 0, until, 500);
 }
 
 #[test]

@@ -277,12 +277,80 @@ pub async fn write(omen: &Omen, req: &proto::WriteRequest) -> Answer {
 }
 
 pub async fn write_with(omen: &Omen, req: &proto::WriteRequest, extra: &[(&str, &str)]) -> Answer {
+    write_to(&omen.url("/api/v1/write"), req, extra).await
+}
+
+/// POSTs a WriteRequest to `url` as Prometheus does, with `extra` headers.
+pub async fn write_to(url: &str, req: &proto::WriteRequest, extra: &[(&str, &str)]) -> Answer {
     let body = snap::raw::Encoder::new()
         .compress_vec(&req.encode_to_vec())
         .unwrap();
     let mut headers = RW_HEADERS.to_vec();
     headers.extend_from_slice(extra);
-    post(&omen.url("/api/v1/write"), &headers, body).await
+    post(url, &headers, body).await
+}
+
+/// POSTs a WriteRequest to an omen process on 127.0.0.1:`port`; returns the status.
+pub async fn write_port(port: u16, req: &proto::WriteRequest) -> u16 {
+    write_to(&format!("http://127.0.0.1:{port}/api/v1/write"), req, &[])
+        .await
+        .status
+}
+
+/// A port free on 127.0.0.1 now, for a process the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An omen process (the binary under test), killed and reaped when dropped.
+pub struct OmenProcess(pub std::process::Child);
+
+impl Drop for OmenProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `omen serve --config CONFIG` (listening on 127.0.0.1:`port`, stderr to `log` or
+/// nowhere) and waits up to 20 s for `/-/ready` to answer 200.
+pub async fn start_omen_process(config: &Path, port: u16, log: Option<&Path>) -> OmenProcess {
+    let stderr = match log {
+        Some(log) => std::process::Stdio::from(std::fs::File::create(log).unwrap()),
+        None => std::process::Stdio::null(),
+    };
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_omen"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("omen starts");
+    let started = std::time::Instant::now();
+    loop {
+        // `get` panics on a refused connection: wait for the listener first.
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let ready = tokio::time::timeout(
+                Duration::from_millis(500),
+                get(&format!("http://127.0.0.1:{port}/-/ready")),
+            )
+            .await;
+            if matches!(ready, Ok(a) if a.status == 200) {
+                return OmenProcess(child);
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "omen did not become ready{}",
+            log.map(|l| format!("; see {}", l.display()))
+                .unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {

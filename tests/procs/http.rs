@@ -137,3 +137,27 @@ fn read_response(mut r: BufReader<TcpStream>) -> io::Result<Response> {
     }
     Ok(Response { status, body })
 }
+
+/// Serves a scrape target on a free port: each connection is answered with the text
+/// exposition `body(i)`, `i` counting scrapes from 0, so a pattern advances one step per
+/// scrape. Returns the port; the thread lives as long as the test process.
+pub fn serve_exposition(body: impl Fn(u64) -> String + Send + 'static) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind target");
+    let port = listener.local_addr().expect("target address").port();
+    std::thread::spawn(move || {
+        let mut i = 0u64;
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let body = body(i);
+            i += 1;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
