@@ -14,21 +14,10 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-src="${RWLOAD_SRC:-$root/../shared/rwload}"
-work="${OMEN_BENCH_DIR:-${TMPDIR:-/tmp}/omen-bench}"
-[ -f "$src/Cargo.toml" ] || { echo "cardinality: no rwload at $src (set RWLOAD_SRC)" >&2; exit 1; }
-
-echo "cardinality: building omen (release)"
-cargo build --release --quiet
-omen="${CARGO_TARGET_DIR:-$root/target}/release/omen"
-
-echo "cardinality: building rwload from $src"
-mkdir -p "$work/rwload"
-cp -rp "$src/Cargo.toml" "$src/Cargo.lock" "$src/src" "$work/rwload/"
-CARGO_TARGET_DIR="$work/rwload-target" cargo build --release --quiet --manifest-path "$work/rwload/Cargo.toml"
-
+source bench/build.sh
+bench_build cardinality
 exec python3 bench/cardinality.py \
-    --rwload "$work/rwload-target/release/rwload" \
+    --rwload "$rwload" \
     --omen "$omen" \
     --work "$work/cardinality" \
     "$@"

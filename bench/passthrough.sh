@@ -14,25 +14,13 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-src="${RWLOAD_SRC:-$root/../shared/rwload}"
-work="${OMEN_BENCH_DIR:-${TMPDIR:-/tmp}/omen-bench}"
-[ -f "$src/Cargo.toml" ] || { echo "passthrough: no rwload at $src (set RWLOAD_SRC)" >&2; exit 1; }
-
+source bench/build.sh
 scripts/install-deps.sh
-
-echo "passthrough: building omen (release)"
-cargo build --release --quiet
-omen="${CARGO_TARGET_DIR:-$root/target}/release/omen"
-
-echo "passthrough: building rwload from $src"
-mkdir -p "$work/rwload"
-cp -rp "$src/Cargo.toml" "$src/Cargo.lock" "$src/src" "$src/bench" "$work/rwload/"
-CARGO_TARGET_DIR="$work/rwload-target" cargo build --release --quiet --manifest-path "$work/rwload/Cargo.toml"
-
+bench_build passthrough
 echo "passthrough: vmagent (victoria-metrics $(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null || echo "?")), $("$omen" --version)"
 exec python3 bench/passthrough.py \
-    --rwload "$work/rwload-target/release/rwload" \
-    --peers "$work/rwload/bench/peers.py" \
+    --rwload "$rwload" \
+    --peers "$peers" \
     --omen "$omen" \
     --work "$work/runs" \
     "$@"
