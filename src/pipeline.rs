@@ -15,12 +15,45 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::StatusCode;
 
-use crate::derive::{Models, Scratch, Tentative};
+use crate::derive::{Models, Scratch, Staged, Tentative};
 use crate::forward::{Forwarder, Outcome};
+use crate::idhash::ShardOrder;
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
-use crate::route::Router;
-use crate::wire::{self, DecodeError, InvalidSeries, Limits, RequestWriter};
+use crate::route::{Route, Router};
+use crate::wire::{
+    self, DecodeError, InvalidSeries, Label, Limits, MetadataView, RequestWriter, SeriesView,
+};
+
+/// Items of a request scanned before any is routed: the route-cache and model-store
+/// lookups of a chunk are made together, shard by shard with their buckets prefetched, so
+/// their cache misses overlap (one after another they were most of the per-series cost).
+/// Bounds the per-request scratch: a chunk holds at most this many label lists.
+const CHUNK: usize = 256;
+
+/// A scanned item waiting in the chunk: a series with its labels copied out of the
+/// scanner's scratch, or a metadata entry.
+enum Held<'a> {
+    Series {
+        view: SeriesView<'a, 'a>,
+        labels: std::ops::Range<usize>,
+    },
+    Metadata(MetadataView<'a>),
+}
+
+/// One chunk's items and lookups, reused across chunks.
+#[derive(Default)]
+struct Chunk<'a> {
+    items: Vec<Held<'a>>,
+    labels: Vec<Label<'a>>,
+    /// Hash of every series item, in item order.
+    hashes: Vec<u64>,
+    routes: Vec<Option<Route>>,
+    /// Modeled series with a cached route: (index into `hashes`, model key).
+    batch: Vec<(u32, u64)>,
+    staged: Vec<Option<Staged>>,
+    order: ShardOrder,
+}
 
 /// omen's answer to one write request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,8 +219,14 @@ impl Pipeline {
     /// # Errors
     /// A [`DecodeError`] if the body is malformed anywhere: then nothing is forwarded.
     pub fn build(&self, decoded: &[u8], tenant: Option<&[u8]>) -> Result<Batch, DecodeError> {
+        // Derived series add up to about as much as the kept series they come from.
+        let capacity = if self.models.has_rules() {
+            decoded.len() + decoded.len() / 2
+        } else {
+            decoded.len()
+        };
         let mut batch = Batch {
-            writer: RequestWriter::with_capacity(decoded.len()),
+            writer: RequestWriter::with_capacity(capacity),
             ..Batch::default()
         };
         let mut scratch = Scratch::default();
@@ -197,9 +236,76 @@ impl Pipeline {
             .map_or(0, |d| d.as_millis() as i64);
         limits.max_timestamp_ms = now_ms.saturating_add(self.future_tolerance.as_millis() as i64);
         let mut items = wire::scan(decoded, limits);
-        while let Some(item) = items.next()? {
-            let series = match item {
-                wire::Item::Metadata(m) => {
+        let mut chunk = Chunk::default();
+        loop {
+            chunk.items.clear();
+            chunk.labels.clear();
+            chunk.hashes.clear();
+            while chunk.items.len() < CHUNK {
+                match items.next()? {
+                    None => break,
+                    Some(wire::Item::Metadata(m)) => chunk.items.push(Held::Metadata(m)),
+                    Some(wire::Item::Series(s)) => {
+                        let start = chunk.labels.len();
+                        chunk.labels.extend_from_slice(s.labels);
+                        chunk.hashes.push(s.hash);
+                        chunk.items.push(Held::Series {
+                            view: SeriesView { labels: &[], ..s },
+                            labels: start..chunk.labels.len(),
+                        });
+                    }
+                }
+            }
+            if chunk.items.is_empty() {
+                break;
+            }
+            self.build_chunk(&mut chunk, tenant, &mut batch, &mut scratch);
+        }
+        Ok(batch)
+    }
+
+    /// Routes, models and writes one chunk of scanned items, in wire order.
+    fn build_chunk<'a>(
+        &self,
+        chunk: &mut Chunk<'a>,
+        tenant: Option<&[u8]>,
+        batch: &mut Batch,
+        scratch: &mut Scratch,
+    ) {
+        self.router
+            .cached_many(&chunk.hashes, &mut chunk.order, &mut chunk.routes);
+        // The committed models of the modeled series whose route is known, all at once.
+        chunk.batch.clear();
+        let mut n = 0;
+        for item in &chunk.items {
+            let Held::Series { view, labels } = item else {
+                continue;
+            };
+            if let Some(Route {
+                forward: true,
+                rule: Some(rule),
+            }) = chunk.routes[n]
+            {
+                let view = SeriesView {
+                    labels: &chunk.labels[labels.clone()],
+                    ..*view
+                };
+                if view.defect.is_none() && self.models.models(rule, &view) {
+                    chunk.batch.push((n as u32, Models::key(tenant, view.hash)));
+                }
+            }
+            n += 1;
+        }
+        chunk.staged.clear();
+        chunk.staged.resize(chunk.hashes.len(), None);
+        if !chunk.batch.is_empty() {
+            self.models
+                .stage(&chunk.batch, &mut chunk.order, &mut chunk.staged);
+        }
+        let mut n = 0;
+        for item in &chunk.items {
+            let (view, labels) = match item {
+                Held::Metadata(m) => {
                     self.models.record_metadata(m.family, m.kind);
                     if self.router.keeps_family(m.family) {
                         batch.writer.push_raw_metadata(m.raw);
@@ -207,13 +313,19 @@ impl Pipeline {
                     }
                     continue;
                 }
-                wire::Item::Series(s) => s,
+                Held::Series { view, labels } => (view, labels),
             };
+            let series = SeriesView {
+                labels: &chunk.labels[labels.clone()],
+                ..*view
+            };
+            let (cached, staged) = (chunk.routes[n], chunk.staged[n]);
+            n += 1;
             let samples = u64::from(series.samples) + u64::from(series.histograms);
             batch.received += samples;
             let route = match series.defect {
                 Some(defect) => Err(defect),
-                None => match self.router.cached(series.hash) {
+                None => match cached {
                     Some(route) => Ok(route),
                     None => wire::validate(series.labels, &self.limits)
                         .map(|()| self.router.decide(series.hash, series.labels)),
@@ -246,16 +358,16 @@ impl Pipeline {
                             key,
                             rule,
                             &series,
+                            staged,
                             &mut batch.writer,
                             &mut batch.tentative,
-                            &mut scratch,
+                            scratch,
                         );
                     }
                 }
                 Ok(_) => batch.dropped_whitelist += samples,
             }
         }
-        Ok(batch)
     }
 
     fn account(&self, batch: &Batch) {

@@ -2,17 +2,14 @@
 //! The decision is a function of the label set, so it is cached by label-set hash in a
 //! bounded, sharded LRU and the selectors' regexes run once per series, not per sample.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::idhash::BuildIdHasher;
+use crate::idhash::{shard_of, IdMap, ShardOrder, SHARDS};
 use crate::selector::Selector;
 use crate::wire::Label;
 
-const SHARDS: usize = 16;
-
 /// What happens to one series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Route {
     /// Forwarded downstream (whitelisted).
     pub forward: bool,
@@ -37,11 +34,12 @@ const NIL: u32 = u32::MAX;
 /// end, and eviction stays least-recently-used in effect.
 ///
 /// A hit reads only the index: route and stamp sit in the map next to the key, so a lookup
-/// costs the map's probe and nothing else (a linked node per entry, as in the `lru` crate,
-/// was one more cache miss per series, the largest part of the lookup's time). The
+/// costs one bucket of an [`IdMap`] and nothing else (a linked node per entry, as in the
+/// `lru` crate, was one more cache miss per series, the largest part of the lookup's time),
+/// and [`Router::cached_many`] prefetches those buckets for many series at once. The
 /// recency list lives apart, in a slab of links touched only on insertion and promotion.
 struct Shard {
-    index: HashMap<u64, Cached, BuildIdHasher>,
+    index: IdMap<Cached>,
     links: Vec<Link>,
     /// Most and least recently moved to the front.
     head: u32,
@@ -54,7 +52,7 @@ struct Shard {
 }
 
 /// A cached decision, its stamp and its place in the recency list.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Cached {
     route: Route,
     stamp: u32,
@@ -72,7 +70,7 @@ impl Shard {
     fn new(capacity: usize) -> Shard {
         let capacity = capacity.clamp(1, NIL as usize);
         Shard {
-            index: HashMap::default(),
+            index: IdMap::new(),
             links: Vec::new(),
             head: NIL,
             tail: NIL,
@@ -83,7 +81,7 @@ impl Shard {
     }
 
     fn get(&mut self, hash: u64) -> Option<Route> {
-        let cached = self.index.get_mut(&hash)?;
+        let cached = self.index.get_mut(hash)?;
         let route = cached.route;
         if self.tick.wrapping_sub(cached.stamp) > self.half {
             self.tick = self.tick.wrapping_add(1);
@@ -98,7 +96,7 @@ impl Shard {
     fn put(&mut self, hash: u64, route: Route) {
         self.tick = self.tick.wrapping_add(1);
         let stamp = self.tick;
-        if let Some(cached) = self.index.get_mut(&hash) {
+        if let Some(cached) = self.index.get_mut(hash) {
             *cached = Cached {
                 route,
                 stamp,
@@ -112,7 +110,7 @@ impl Shard {
         let link = if self.index.len() >= self.capacity {
             let link = self.tail;
             self.unlink(link);
-            self.index.remove(&self.links[link as usize].hash);
+            self.index.remove(self.links[link as usize].hash);
             self.links[link as usize].hash = hash;
             link
         } else {
@@ -171,15 +169,36 @@ impl Router {
     }
 
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        // Middle bits: the maps inside a shard use the low bits (bucket) and the top
-        // seven (control byte) of the hash.
-        &self.shards[(hash >> 32) as usize % SHARDS]
+        &self.shards[shard_of(hash)]
     }
 
     /// The cached route of a series, if any.
     pub fn cached(&self, hash: u64) -> Option<Route> {
         let mut shard = self.shard(hash).lock().unwrap_or_else(|p| p.into_inner());
         shard.get(hash)
+    }
+
+    /// The cached routes of many series (`None` for a miss): shard by shard, each locked
+    /// once, with the buckets of all of a shard's series prefetched before the first is
+    /// read, so their cache misses overlap instead of queueing one per series.
+    pub fn cached_many(
+        &self,
+        hashes: &[u64],
+        order: &mut ShardOrder,
+        out: &mut Vec<Option<Route>>,
+    ) {
+        out.clear();
+        out.resize(hashes.len(), None);
+        order.sort(hashes.iter().enumerate().map(|(i, &h)| (i as u32, h)));
+        for (shard, run) in order.runs() {
+            let mut shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+            for &i in run {
+                shard.index.prefetch(hashes[i as usize]);
+            }
+            for &i in run {
+                out[i as usize] = shard.get(hashes[i as usize]);
+            }
+        }
     }
 
     /// Decides the route of a series whose labels were validated, and caches it.

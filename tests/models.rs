@@ -354,3 +354,55 @@ async fn imported_parameters_replace_the_rules_and_unseen_series_start_from_the_
     // And alpha 0.9 is not the rule's: the rule's parameters would forecast otherwise.
     assert_ne!(rule.alpha, 0.9);
 }
+
+/// A request is routed and modeled in chunks of series whose lookups are batched: the
+/// chunking must not show. 700 series (three chunks), where some series repeat within a
+/// chunk and across chunk borders, sent as one request per round to one omen and one
+/// series per request to another, give the same series in the same order, sample for
+/// sample, and both commit the same models (the next round agrees too).
+#[tokio::test]
+async fn a_large_request_is_modeled_as_its_series_one_by_one() {
+    let (fa, fb) = (FakeDownstream::start().await, FakeDownstream::start().await);
+    let (a, b) = (
+        Omen::start(CONFIG, &fa.url()).await,
+        Omen::start(CONFIG, &fb.url()).await,
+    );
+    // Series j of a round: room j % 300, so rooms 0..100 come three times (within the
+    // first chunk of 256 and across both chunk borders), the others twice or once.
+    let room = |j: usize| format!("r{}", j % 300);
+    for round in 0..14i64 {
+        let mut all = Vec::new();
+        for j in 0..700usize {
+            // Each occurrence of a room in a round carries a later sample than the last.
+            let at = round * 3 + (j / 300) as i64;
+            let (ts, v) = point(at);
+            let s = series(
+                &[("__name__", "temperature"), ("room", &room(j))],
+                &[(ts, v + (j % 300) as f64)],
+            );
+            let one = request(vec![s.clone()]);
+            assert_eq!(write(&b, &one).await.status, 204);
+            all.push(s);
+        }
+        assert_eq!(write(&a, &request(all)).await.status, 204);
+    }
+    let whole: Vec<proto::TimeSeries> = fa
+        .received()
+        .into_iter()
+        .flat_map(|r| r.request.timeseries)
+        .collect();
+    let one_by_one: Vec<proto::TimeSeries> = fb
+        .received()
+        .into_iter()
+        .flat_map(|r| r.request.timeseries)
+        .collect();
+    let scores = whole
+        .iter()
+        .filter(|t| t.labels.iter().any(|l| l.value == "anomaly_score"))
+        .count();
+    assert!(scores > 700, "derived series were sent: {scores}");
+    assert_eq!(whole.len(), one_by_one.len());
+    for (i, (x, y)) in whole.iter().zip(&one_by_one).enumerate() {
+        assert_eq!(x, y, "series {i} of the stream");
+    }
+}

@@ -19,13 +19,11 @@ pub use kinds::{is_bucket, FamilyKinds};
 use store::{Entry, Store};
 
 use crate::config::{ModelsConfig, Outputs};
-use crate::fit::{Fed, Fitter};
-use crate::idhash::BuildIdHasher;
+use crate::fit::{Fed, FedSeries, Fitter};
+use crate::idhash::{shard_of, BuildIdHasher, ShardOrder, SHARDS};
 use crate::metrics::Metrics;
 use crate::model::{Model, ModelSettings, Outcome, Params};
 use crate::wire::{Label, RequestWriter, SeriesView, STALE_NAN_BITS};
-
-const SHARDS: usize = 16;
 
 /// Metadata families remembered for counter detection.
 const FAMILY_CAPACITY: usize = 100_000;
@@ -98,6 +96,10 @@ struct Update {
     entry: Entry,
 }
 
+/// A series' committed model, looked up by [`Models::stage`] ahead of [`Models::derive`].
+#[derive(Debug, Clone, Copy)]
+pub struct Staged(Option<(u32, Entry)>);
+
 /// Per-request scratch buffers, reused across the series of a request.
 #[derive(Default)]
 pub struct Scratch {
@@ -167,41 +169,89 @@ impl Models {
         }
     }
 
+    /// Whether any rule models series (else no series is ever modeled).
+    pub fn has_rules(&self) -> bool {
+        !self.settings.load().rules.is_empty()
+    }
+
+    /// Whether [`Models::derive`] models `series` under rule `rule_index`: it has float
+    /// samples, the rule exists, and it is no histogram bucket unless the rule asks for them.
+    pub fn models(&self, rule_index: u16, series: &SeriesView<'_, '_>) -> bool {
+        self.rule_for(&self.settings.load(), rule_index, series)
+            .is_some()
+    }
+
+    fn rule_for<'s>(
+        &self,
+        settings: &'s Settings,
+        rule_index: u16,
+        series: &SeriesView<'_, '_>,
+    ) -> Option<&'s Rule> {
+        if series.samples == 0 {
+            return None;
+        }
+        let rule = settings.rules.get(usize::from(rule_index))?;
+        (!is_bucket(name_of(series)) || rule.buckets).then_some(rule)
+    }
+
+    /// Looks up the committed models of a batch of series (index, key) ahead of their
+    /// [`Models::derive`], into `out[index]`: shard by shard, each locked once, first
+    /// requesting every index bucket, then every model, then copying them, so the cache
+    /// misses of the batch overlap instead of queueing one per series. Marks them used.
+    pub fn stage(&self, batch: &[(u32, u64)], order: &mut ShardOrder, out: &mut [Option<Staged>]) {
+        order.sort(
+            batch
+                .iter()
+                .enumerate()
+                .map(|(j, &(_, key))| (j as u32, key)),
+        );
+        let mut slots = Vec::new();
+        for (shard, run) in order.runs() {
+            let mut shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+            for &i in run {
+                shard.prefetch(i_key(batch, i));
+            }
+            slots.clear();
+            slots.extend(run.iter().map(|&i| shard.locate(i_key(batch, i))));
+            for (&i, s) in run.iter().zip(&slots) {
+                let found = s.map(|s| shard.take(s));
+                out[batch[i as usize].0 as usize] = Some(Staged(found));
+            }
+        }
+    }
+
     /// Models one series of a request under `rule`: updates its model tentatively and
-    /// appends the derived series to `out`.
+    /// appends the derived series to `out`. `staged` is its committed model if
+    /// [`Models::stage`] looked it up already.
+    #[allow(clippy::too_many_arguments)]
     pub fn derive<'a>(
         &self,
         key: u64,
         rule_index: u16,
         series: &SeriesView<'a, '_>,
+        staged: Option<Staged>,
         out: &mut RequestWriter,
         tentative: &mut Tentative,
         scratch: &mut Scratch,
     ) {
-        if series.samples == 0 {
-            return;
-        }
         let settings = self.settings.load();
-        let Some(rule) = settings.rules.get(usize::from(rule_index)) else {
+        let Some(rule) = self.rule_for(&settings, rule_index, series) else {
             return;
         };
-        let name = series
-            .label(b"__name__")
-            .and_then(|n| std::str::from_utf8(n).ok())
-            .unwrap_or("");
-        if is_bucket(name) && !rule.buckets {
-            return;
-        }
+        let name = name_of(series);
         let imports = self.imports.load();
         let import = imports.get(key);
         let slot = match tentative.index.get(&key) {
             Some(&i) => i,
             None => {
-                let found = self
-                    .shard(key)
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(key);
+                let found = match staged {
+                    Some(Staged(found)) => found,
+                    None => self
+                        .shard(key)
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(key),
+                };
                 let committed = found.map(|(_, e)| e);
                 let entry = match committed {
                     Some(e) if e.rule == rule_index => e,
@@ -305,54 +355,72 @@ impl Models {
     /// Makes a request's tentative updates permanent. A model that another request
     /// committed meanwhile keeps that request's state (the later writer does not win
     /// blindly), so concurrent retries cannot double-apply samples.
+    ///
+    /// Updates are applied shard by shard, each shard locked once, with the slots of all of
+    /// its updates requested before the first is written, so their cache misses overlap.
     pub fn commit(&self, tentative: Tentative) {
         let mut evicted = 0u64;
         let settings = self.settings.load();
         let imports = self.imports.load();
         let mut applied = vec![false; tentative.updates.len()];
-        for (i, u) in tentative.updates.iter().enumerate() {
-            let (key, entry) = (u.key, &u.entry);
-            let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
-            // A background fit waits while the import lists the series (imported wins);
-            // it is adopted at the first commit after the import dropped the series.
-            let imported = imports.get(key).is_some();
-            let adopt = |model: &mut Model| {
-                if imported {
-                    return;
-                }
-                if let Some(rule) = settings.rules.get(usize::from(entry.rule)) {
-                    self.fitter.adopt(key, model, &rule.params);
-                }
-            };
-            if let Some(s) = shard.find(key, u.slot) {
-                // `derive` already marked it used; update in place, unless another request
-                // committed this model meanwhile.
-                if shard.model(s).last_timestamp() == u.base {
-                    let mut model = entry.model;
-                    adopt(&mut model);
-                    shard.set(s, Entry { model, ..*entry });
-                    applied[i] = true;
-                }
-                continue;
+        let mut order = ShardOrder::default();
+        order.sort((tentative.updates.iter().enumerate()).map(|(i, u)| (i as u32, u.key)));
+        for (shard, run) in order.runs() {
+            let mut shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+            for &i in run {
+                let u = &tentative.updates[i as usize];
+                shard.prefetch_slot(u.key, u.slot);
             }
-            let mut model = entry.model;
-            adopt(&mut model);
-            applied[i] = true;
-            if shard.push(key, Entry { model, ..*entry }).is_some() {
-                evicted += 1;
+            for &i in run {
+                let i = i as usize;
+                let u = &tentative.updates[i];
+                let (key, entry) = (u.key, &u.entry);
+                // A background fit waits while the import lists the series (imported wins);
+                // it is adopted at the first commit after the import dropped the series.
+                let imported = imports.get(key).is_some();
+                let adopt = |model: &mut Model| {
+                    if imported {
+                        return;
+                    }
+                    if let Some(rule) = settings.rules.get(usize::from(entry.rule)) {
+                        self.fitter.adopt(key, model, &rule.params);
+                    }
+                };
+                if let Some(s) = shard.find(key, u.slot) {
+                    // `derive` already marked it used; update in place, unless another request
+                    // committed this model meanwhile.
+                    if shard.model(s).last_timestamp() == u.base {
+                        let mut model = entry.model;
+                        adopt(&mut model);
+                        shard.set(s, Entry { model, ..*entry });
+                        applied[i] = true;
+                    }
+                    continue;
+                }
+                let mut model = entry.model;
+                adopt(&mut model);
+                applied[i] = true;
+                if shard.push(key, Entry { model, ..*entry }).is_some() {
+                    evicted += 1;
+                }
             }
         }
         // The committed samples go to the fit histories, one run of a series at a time.
+        let mut fed = Vec::with_capacity(tentative.updates.len());
         let mut start = 0;
         for run in tentative.fed_update.chunk_by(|a, b| a == b) {
             let (i, end) = (run[0] as usize, start + run.len());
             if applied[i] {
                 let u = &tentative.updates[i];
-                self.fitter
-                    .feed(u.key, u.entry.model.kind(), &tentative.fed[start..end]);
+                fed.push(FedSeries {
+                    key: u.key,
+                    kind: u.entry.model.kind(),
+                    samples: start..end,
+                });
             }
             start = end;
         }
+        self.fitter.feed_many(&fed, &tentative.fed, &mut order);
         self.metrics.model_evictions.inc_by(evicted);
         self.metrics
             .derived_samples
@@ -428,10 +496,21 @@ impl Models {
     }
 
     fn shard(&self, key: u64) -> &Mutex<Store> {
-        // Middle bits: the maps inside a shard use the low bits (bucket) and the top
-        // seven (control byte) of the key as their hash.
-        &self.shards[(key >> 32) as usize % SHARDS]
+        &self.shards[shard_of(key)]
     }
+}
+
+/// The key of the `i`-th pair of a batch (`i` from a [`ShardOrder`] run).
+fn i_key(batch: &[(u32, u64)], i: u32) -> u64 {
+    batch[i as usize].1
+}
+
+/// A series' metric name ("" if absent or not UTF-8).
+fn name_of<'a>(series: &SeriesView<'a, '_>) -> &'a str {
+    series
+        .label(b"__name__")
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .unwrap_or("")
 }
 
 /// Reuses a vector's allocation for labels of another lifetime (the in-place collect of

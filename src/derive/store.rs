@@ -11,9 +11,7 @@
 //! half of the list, so it is never the one evicted; eviction stays least-recently-used in
 //! effect, and the bound is exact.
 
-use std::collections::HashMap;
-
-use crate::idhash::BuildIdHasher;
+use crate::idhash::{prefetch, IdMap};
 use crate::model::Model;
 
 /// End of the recency list.
@@ -45,7 +43,7 @@ struct Slot {
 
 /// A bounded store of models with lazily promoted least-recently-used eviction.
 pub struct Store {
-    index: HashMap<u64, u32, BuildIdHasher>,
+    index: IdMap<u32>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// Most and least recently used slot.
@@ -62,7 +60,7 @@ impl Store {
     pub fn new(capacity: usize) -> Store {
         let capacity = capacity.clamp(1, FREE as usize);
         Store {
-            index: HashMap::default(),
+            index: IdMap::new(),
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,
@@ -80,19 +78,47 @@ impl Store {
 
     /// The slot and a copy of the model stored for `key`, marking it used.
     pub fn get(&mut self, key: u64) -> Option<(u32, Entry)> {
-        let s = *self.index.get(&key)?;
+        let s = *self.index.get(key)?;
+        Some(self.take(s))
+    }
+
+    /// Asks the CPU to fetch the index bucket of `key` (see [`IdMap::prefetch`]).
+    pub fn prefetch(&self, key: u64) {
+        self.index.prefetch(key);
+    }
+
+    /// Asks the CPU to fetch the slot `hint` (from an earlier [`Store::get`]) if it is one,
+    /// else the index bucket of `key`: what [`Store::find`] reads first.
+    pub fn prefetch_slot(&self, key: u64, hint: Option<u32>) {
+        match hint.and_then(|s| self.slots.get(s as usize)) {
+            Some(slot) => prefetch(slot),
+            None => self.index.prefetch(key),
+        }
+    }
+
+    /// The slot holding `key`, with its model's cache lines requested: a batch locates all
+    /// its keys first and [`Store::take`]s them after, so the misses overlap.
+    pub fn locate(&self, key: u64) -> Option<u32> {
+        let s = *self.index.get(key)?;
+        prefetch(&self.slots[s as usize]);
+        Some(s)
+    }
+
+    /// The slot `s` (from [`Store::locate`], same lock) and a copy of its model, marking it
+    /// used.
+    pub fn take(&mut self, s: u32) -> (u32, Entry) {
         if self.tick.wrapping_sub(self.slots[s as usize].stamp) > self.half {
             self.unlink(s);
             self.link_front(s);
         }
         let slot = &self.slots[s as usize];
-        Some((
+        (
             s,
             Entry {
                 model: slot.model,
                 rule: slot.rule,
             },
-        ))
+        )
     }
 
     /// The slot holding `key`: `hint` (a slot an earlier [`Store::get`] returned) if it still
@@ -100,7 +126,7 @@ impl Store {
     pub fn find(&self, key: u64, hint: Option<u32>) -> Option<u32> {
         match hint {
             Some(s) if self.holds(s, key) => Some(s),
-            _ => self.index.get(&key).copied(),
+            _ => self.index.get(key).copied(),
         }
     }
 
@@ -119,7 +145,7 @@ impl Store {
     /// Stores `entry` for `key` as the most recently used. Returns the key of the model evicted
     /// to make room, if the store was full (never `key` itself: an existing entry is replaced).
     pub fn push(&mut self, key: u64, entry: Entry) -> Option<u64> {
-        if let Some(&s) = self.index.get(&key) {
+        if let Some(&s) = self.index.get(key) {
             self.set(s, entry);
             self.unlink(s);
             self.link_front(s);
@@ -130,7 +156,7 @@ impl Store {
             let s = self.tail;
             self.unlink(s);
             let old = self.slots[s as usize].key;
-            self.index.remove(&old);
+            self.index.remove(old);
             evicted = Some(old);
             s
         } else if let Some(s) = self.free.pop() {
@@ -170,7 +196,7 @@ impl Store {
                 let key = slot.key;
                 self.unlink(s);
                 self.slots[s as usize].prev = FREE;
-                self.index.remove(&key);
+                self.index.remove(key);
                 self.free.push(s);
                 dropped += 1;
             }

@@ -16,7 +16,7 @@ pub mod pool;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -26,13 +26,12 @@ pub use history::{
 };
 
 use crate::config::FitConfig;
-use crate::idhash::BuildIdHasher;
+use crate::idhash::{prefetch, shard_of, IdMap, ShardOrder, SHARDS};
 use crate::metrics::Metrics;
 use crate::model::{Kind, Model, Params, FINE_BUCKETS};
 use estimate::{estimate, Estimate};
 use history::History;
 
-const SHARDS: usize = 16;
 /// A history not fed for this long (wall clock) is dropped by the sweep.
 const IDLE: Duration = Duration::from_secs(2 * 3600);
 /// Per-sample level smoothing never goes below this, whatever the fit says: the model's
@@ -79,8 +78,16 @@ pub struct Fitter {
     metrics: Metrics,
 }
 
+/// One series' committed samples for [`Fitter::feed_many`]: a range of its `samples`.
+#[derive(Debug, Clone)]
+pub struct FedSeries {
+    pub key: u64,
+    pub kind: Kind,
+    pub samples: std::ops::Range<usize>,
+}
+
 struct Shard {
-    index: HashMap<u64, u32, BuildIdHasher>,
+    index: IdMap<u32>,
     slots: Vec<Slot>,
     free: Vec<u32>,
 }
@@ -117,7 +124,7 @@ impl Fitter {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        index: HashMap::default(),
+                        index: IdMap::new(),
                         slots: Vec::new(),
                         free: Vec::new(),
                     })
@@ -159,7 +166,7 @@ impl Fitter {
             return None;
         }
         let shard = lock(self.shard(key));
-        let i = *shard.index.get(&key)?;
+        let i = *shard.index.get(key)?;
         let fitted = shard.slots[i as usize].history.active?;
         Some(apply(&fitted, rule))
     }
@@ -168,7 +175,7 @@ impl Fitter {
     /// per-series parameters.
     pub fn adopted(&self, key: u64) -> Option<Fitted> {
         let shard = lock(self.shard(key));
-        let i = *shard.index.get(&key)?;
+        let i = *shard.index.get(key)?;
         shard.slots[i as usize].history.active
     }
 
@@ -186,7 +193,7 @@ impl Fitter {
         let mut out = Vec::with_capacity(end.saturating_sub(from));
         for i in from..end {
             let slot = &s.slots[i];
-            if s.index.get(&slot.key) != Some(&(i as u32)) {
+            if s.index.get(slot.key) != Some(&(i as u32)) {
                 continue;
             }
             let mut values = Vec::with_capacity(BUCKETS);
@@ -213,7 +220,7 @@ impl Fitter {
     /// series is refitted once it has enough again. Ignored when the store is full.
     pub fn restore_fit(&self, key: u64, kind: Kind, fitted: Fitted) {
         let mut shard = lock(self.shard(key));
-        let i = match shard.index.get(&key) {
+        let i = match shard.index.get(key) {
             Some(&i) => i as usize,
             None => match self.admit(&mut shard, key, kind) {
                 Some(i) => i,
@@ -241,7 +248,7 @@ impl Fitter {
             return;
         }
         let mut shard = lock(self.shard(key));
-        let Some(&i) = shard.index.get(&key) else {
+        let Some(&i) = shard.index.get(key) else {
             return;
         };
         let h = &mut shard.slots[i as usize].history;
@@ -268,19 +275,68 @@ impl Fitter {
     /// Appends committed samples of series `key` to its history, admitting the series if the
     /// store has room, and queues it when it becomes due for a fit.
     pub fn feed(&self, key: u64, kind: Kind, samples: &[Fed]) {
-        if samples.is_empty() {
-            return;
-        }
+        self.feed_many(
+            &[FedSeries {
+                key,
+                kind,
+                samples: 0..samples.len(),
+            }],
+            samples,
+            &mut ShardOrder::default(),
+        );
+    }
+
+    /// [`Fitter::feed`] for the series of one commit, whose samples are ranges of
+    /// `samples`: shard by shard, each locked once, with the index buckets and then the
+    /// histories of the shard's series requested before the first is touched, so their
+    /// cache misses overlap.
+    pub fn feed_many(&self, series: &[FedSeries], samples: &[Fed], order: &mut ShardOrder) {
         let now_s = self.epoch.elapsed().as_secs() as u32;
-        let mut shard = lock(self.shard(key));
-        let i = match shard.index.get(&key) {
+        let mut due = Vec::new();
+        order.sort(series.iter().enumerate().map(|(j, s)| (j as u32, s.key)));
+        for (shard, run) in order.runs() {
+            let mut shard = lock(&self.shards[shard]);
+            for &j in run {
+                shard.index.prefetch(series[j as usize].key);
+            }
+            for &j in run {
+                if let Some(&i) = shard.index.get(series[j as usize].key) {
+                    prefetch(&shard.slots[i as usize]);
+                }
+            }
+            for &j in run {
+                let s = &series[j as usize];
+                let fed = &samples[s.samples.clone()];
+                if let Some(d) = self.feed_locked(&mut shard, s.key, s.kind, fed, now_s) {
+                    due.push((s.key, d));
+                }
+            }
+        }
+        for (key, d) in due {
+            self.enqueue(key, d);
+        }
+    }
+
+    /// Feeds one series under its shard's lock; returns its class if it became due.
+    fn feed_locked(
+        &self,
+        shard: &mut Shard,
+        key: u64,
+        kind: Kind,
+        samples: &[Fed],
+        now_s: u32,
+    ) -> Option<Due> {
+        if samples.is_empty() {
+            return None;
+        }
+        let i = match shard.index.get(key) {
             Some(&i) => i as usize,
-            None => match self.admit(&mut shard, key, kind) {
+            None => match self.admit(shard, key, kind) {
                 Some(i) => i,
                 None => {
                     self.rejected.fetch_add(1, Ordering::Relaxed);
                     self.metrics.fit_history_rejected.inc();
-                    return;
+                    return None;
                 }
             },
         };
@@ -291,11 +347,10 @@ impl Fitter {
             closed |= h.push(*s);
         }
         let due = if closed { h.due() } else { None };
-        if let Some(due) = due {
+        if due.is_some() {
             h.begin();
-            drop(shard);
-            self.enqueue(key, due);
         }
+        due
     }
 
     fn admit(&self, shard: &mut Shard, key: u64, kind: Kind) -> Option<usize> {
@@ -353,7 +408,7 @@ impl Fitter {
     pub fn fit_one(&self, key: u64, buf: &mut Vec<f64>) -> Option<Estimate> {
         let (start_ms, per_bucket, adopt_at) = {
             let mut shard = lock(self.shard(key));
-            let i = *shard.index.get(&key)?;
+            let i = *shard.index.get(key)?;
             let h = &mut shard.slots[i as usize].history;
             h.queued = false;
             let (start_ms, on_time) = h.snapshot(buf);
@@ -372,7 +427,7 @@ impl Fitter {
         let fitted = per_sample(&e, per_bucket);
         let _publishing = lock(&self.publish);
         let mut shard = lock(self.shard(key));
-        if let Some(&i) = shard.index.get(&key) {
+        if let Some(&i) = shard.index.get(key) {
             let h = &mut shard.slots[i as usize].history;
             // Late if a commit already reached the adoption bucket without this fit.
             let adopt_at = if h.open_bucket() >= adopt_at {
@@ -406,7 +461,7 @@ impl Fitter {
             let mut flat = Vec::new();
             for (i, slot) in shard.slots.iter().enumerate() {
                 let h = &slot.history;
-                if shard.index.get(&slot.key) != Some(&(i as u32)) {
+                if shard.index.get(slot.key) != Some(&(i as u32)) {
                     continue;
                 }
                 if let Some((_, at)) = h.pending {
@@ -425,7 +480,7 @@ impl Fitter {
                 .chain(flat.into_iter().take(room).map(|f| f.1))
             {
                 let key = shard.slots[i].key;
-                shard.index.remove(&key);
+                shard.index.remove(key);
                 let h = &mut shard.slots[i].history;
                 if h.pending.take().is_some() {
                     self.pending.fetch_sub(1, Ordering::Relaxed);
@@ -451,7 +506,7 @@ impl Fitter {
     }
 
     fn shard(&self, key: u64) -> &Mutex<Shard> {
-        &self.shards[(key >> 32) as usize % SHARDS]
+        &self.shards[shard_of(key)]
     }
 }
 

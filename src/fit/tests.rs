@@ -314,7 +314,9 @@ fn replicas_fit_the_due_points_window_and_adopt_at_the_same_model_time() {
         .is_some());
     let pending = |f: &Fitter| {
         let shard = lock(f.shard(key));
-        shard.slots[shard.index[&key] as usize].history.pending
+        shard.slots[shard.index.get(key).copied().expect("admitted") as usize]
+            .history
+            .pending
     };
     let (a, b) = (pending(&fast).unwrap(), pending(&slow).unwrap());
     assert_eq!(a, b, "same window, same fit");
