@@ -145,12 +145,31 @@ pub fn decompress(body: &[u8], max: usize) -> Result<Vec<u8>, IngestError> {
             "decoded body of {len} bytes exceeds the limit of {max} bytes"
         )));
     }
-    let mut out = vec![0u8; len];
-    let n = snap::raw::Decoder::new()
-        .decompress(body, &mut out)
-        .map_err(|e| IngestError::Snappy(e.to_string()))?;
+    let mut out = Vec::new();
+    let n = decompress_into(body, max, &mut out)?;
     out.truncate(n);
     Ok(out)
+}
+
+/// [`decompress`] into a buffer reused across requests: `out` is grown (zero-filled) only
+/// when it is shorter than the decoded length, never shrunk. Returns the decoded length:
+/// the body is `out[..n]`.
+pub fn decompress_into(body: &[u8], max: usize, out: &mut Vec<u8>) -> Result<usize, IngestError> {
+    if body.is_empty() {
+        return Err(IngestError::Snappy("empty body".into()));
+    }
+    let len = snap::raw::decompress_len(body).map_err(|e| IngestError::Snappy(e.to_string()))?;
+    if len > max {
+        return Err(IngestError::TooLarge(format!(
+            "decoded body of {len} bytes exceeds the limit of {max} bytes"
+        )));
+    }
+    if out.len() < len {
+        out.resize(len, 0);
+    }
+    snap::raw::Decoder::new()
+        .decompress(body, &mut out[..len])
+        .map_err(|e| IngestError::Snappy(e.to_string()))
 }
 
 #[cfg(test)]

@@ -20,6 +20,18 @@ impl RequestWriter {
         }
     }
 
+    /// A writer reusing `buf`'s allocation (emptied), with room for `capacity` bytes.
+    pub fn reuse(mut buf: Vec<u8>, capacity: usize) -> Self {
+        buf.clear();
+        buf.reserve(capacity);
+        RequestWriter { buf, series: 0 }
+    }
+
+    /// The buffer, for reuse by the next request's writer.
+    pub fn into_buf(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// Appends an encoded TimeSeries message unchanged.
     pub fn push_raw_series(&mut self, raw: &[u8]) {
         self.buf.push(0x0a);
