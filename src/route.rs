@@ -178,9 +178,9 @@ impl Router {
         shard.get(hash)
     }
 
-    /// The cached routes of many series (`None` for a miss): shard by shard, each locked
-    /// once, with the buckets of all of a shard's series prefetched before the first is
-    /// read, so their cache misses overlap instead of queueing one per series.
+    /// The cached routes of many series (`None` for a miss), shard by shard, with the
+    /// buckets of all of them prefetched before the first is read, so their cache misses
+    /// overlap instead of queueing one per series.
     pub fn cached_many(
         &self,
         hashes: &[u64],
@@ -190,11 +190,15 @@ impl Router {
         out.clear();
         out.resize(hashes.len(), None);
         order.sort(hashes.iter().enumerate().map(|(i, &h)| (i as u32, h)));
+        // All buckets are requested before any is read, so the whole chunk's misses overlap.
         for (shard, run) in order.runs() {
-            let mut shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+            let shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
             for &i in run {
                 shard.index.prefetch(hashes[i as usize]);
             }
+        }
+        for (shard, run) in order.runs() {
+            let mut shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
             for &i in run {
                 out[i as usize] = shard.get(hashes[i as usize]);
             }

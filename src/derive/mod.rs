@@ -195,9 +195,9 @@ impl Models {
     }
 
     /// Looks up the committed models of a batch of series (index, key) ahead of their
-    /// [`Models::derive`], into `out[index]`: shard by shard, each locked once, first
-    /// requesting every index bucket, then every model, then copying them, so the cache
-    /// misses of the batch overlap instead of queueing one per series. Marks them used.
+    /// [`Models::derive`], into `out[index]`: first requesting every index bucket, then
+    /// every model, then copying them, so the cache misses of the batch overlap instead of
+    /// queueing one per series. Marks them used.
     pub fn stage(&self, batch: &[(u32, u64)], order: &mut ShardOrder, out: &mut [Option<Staged>]) {
         order.sort(
             batch
@@ -205,16 +205,26 @@ impl Models {
                 .enumerate()
                 .map(|(j, &(_, key))| (j as u32, key)),
         );
-        let mut slots = Vec::new();
+        // Three sweeps over the shards (a lock each time; a prefetch is only a hint, so
+        // nothing found in one sweep is trusted in the next): request every index bucket,
+        // then every model those buckets point to, then copy the models out.
+        let lock = |s: usize| self.shards[s].lock().unwrap_or_else(|p| p.into_inner());
         for (shard, run) in order.runs() {
-            let mut shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+            let shard = lock(shard);
             for &i in run {
                 shard.prefetch(i_key(batch, i));
             }
-            slots.clear();
-            slots.extend(run.iter().map(|&i| shard.locate(i_key(batch, i))));
-            for (&i, s) in run.iter().zip(&slots) {
-                let found = s.map(|s| shard.take(s));
+        }
+        for (shard, run) in order.runs() {
+            let shard = lock(shard);
+            for &i in run {
+                shard.prefetch_model(i_key(batch, i));
+            }
+        }
+        for (shard, run) in order.runs() {
+            let mut shard = lock(shard);
+            for &i in run {
+                let found = shard.get(i_key(batch, i));
                 out[batch[i as usize].0 as usize] = Some(Staged(found));
             }
         }

@@ -96,17 +96,15 @@ impl Store {
         }
     }
 
-    /// The slot holding `key`, with its model's cache lines requested: a batch locates all
-    /// its keys first and [`Store::take`]s them after, so the misses overlap.
-    pub fn locate(&self, key: u64) -> Option<u32> {
-        let s = *self.index.get(key)?;
-        prefetch(&self.slots[s as usize]);
-        Some(s)
+    /// Asks the CPU to fetch the slot holding `key` (its index bucket is read, so it should
+    /// be in cache already: see [`Store::prefetch`]).
+    pub fn prefetch_model(&self, key: u64) {
+        if let Some(&s) = self.index.get(key) {
+            prefetch(&self.slots[s as usize]);
+        }
     }
 
-    /// The slot `s` (from [`Store::locate`], same lock) and a copy of its model, marking it
-    /// used.
-    pub fn take(&mut self, s: u32) -> (u32, Entry) {
+    fn take(&mut self, s: u32) -> (u32, Entry) {
         if self.tick.wrapping_sub(self.slots[s as usize].stamp) > self.half {
             self.unlink(s);
             self.link_front(s);
