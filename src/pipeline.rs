@@ -287,7 +287,7 @@ impl Pipeline {
             writer: RequestWriter::reuse(buf, capacity),
             ..Batch::default()
         };
-        let mut scratch = Scratch::default();
+        let mut scratch = self.models.scratch();
         let mut limits = self.limits;
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -348,7 +348,7 @@ impl Pipeline {
                     labels: &chunk.labels[labels.clone()],
                     ..*view
                 };
-                if view.defect.is_none() && self.models.models(rule, &view) {
+                if view.defect.is_none() && Models::models(scratch, rule, &view) {
                     chunk.batch.push((n as u32, Models::key(tenant, view.hash)));
                 }
             }

@@ -70,8 +70,8 @@ impl FamilyKinds {
 }
 
 /// Classic-histogram bucket series are forwarded but not modeled unless a rule asks.
-pub fn is_bucket(name: &str) -> bool {
-    name.ends_with("_bucket")
+pub fn is_bucket(name: &[u8]) -> bool {
+    name.ends_with(b"_bucket")
 }
 
 #[cfg(test)]
@@ -102,6 +102,6 @@ mod tests {
             Kind::Gauge,
             "the map is full: convention decides"
         );
-        assert!(is_bucket("rpc_duration_seconds_bucket"));
+        assert!(is_bucket(b"rpc_duration_seconds_bucket"));
     }
 }

@@ -100,9 +100,12 @@ struct Update {
 #[derive(Debug, Clone, Copy)]
 pub struct Staged(Option<(u32, Entry)>);
 
-/// Per-request scratch buffers, reused across the series of a request.
-#[derive(Default)]
+/// Per-request state of [`Models::derive`]: the rules and the import in force, loaded once
+/// per request (a reload applies from the next request), and buffers reused across the
+/// series of a request. Made by [`Models::scratch`].
 pub struct Scratch {
+    settings: Arc<Settings>,
+    imports: Arc<Imports>,
     labels: Vec<Label<'static>>,
     score: Vec<(i64, f64)>,
     forecast: Vec<(i64, f64)>,
@@ -169,6 +172,19 @@ impl Models {
         }
     }
 
+    /// The scratch for one request's [`Models::derive`] calls.
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            settings: self.settings.load_full(),
+            imports: self.imports.load_full(),
+            labels: Vec::new(),
+            score: Vec::new(),
+            forecast: Vec::new(),
+            lower: Vec::new(),
+            upper: Vec::new(),
+        }
+    }
+
     /// Whether any rule models series (else no series is ever modeled).
     pub fn has_rules(&self) -> bool {
         !self.settings.load().rules.is_empty()
@@ -176,13 +192,11 @@ impl Models {
 
     /// Whether [`Models::derive`] models `series` under rule `rule_index`: it has float
     /// samples, the rule exists, and it is no histogram bucket unless the rule asks for them.
-    pub fn models(&self, rule_index: u16, series: &SeriesView<'_, '_>) -> bool {
-        self.rule_for(&self.settings.load(), rule_index, series)
-            .is_some()
+    pub fn models(scratch: &Scratch, rule_index: u16, series: &SeriesView<'_, '_>) -> bool {
+        Models::rule_for(&scratch.settings, rule_index, series).is_some()
     }
 
     fn rule_for<'s>(
-        &self,
         settings: &'s Settings,
         rule_index: u16,
         series: &SeriesView<'_, '_>,
@@ -191,7 +205,7 @@ impl Models {
             return None;
         }
         let rule = settings.rules.get(usize::from(rule_index))?;
-        (!is_bucket(name_of(series)) || rule.buckets).then_some(rule)
+        (!is_bucket(series.label(b"__name__").unwrap_or_default()) || rule.buckets).then_some(rule)
     }
 
     /// Looks up the committed models of a batch of series (index, key) ahead of their
@@ -244,13 +258,11 @@ impl Models {
         tentative: &mut Tentative,
         scratch: &mut Scratch,
     ) {
-        let settings = self.settings.load();
-        let Some(rule) = self.rule_for(&settings, rule_index, series) else {
+        let settings: &Settings = &scratch.settings;
+        let Some(rule) = Models::rule_for(settings, rule_index, series) else {
             return;
         };
-        let name = name_of(series);
-        let imports = self.imports.load();
-        let import = imports.get(key);
+        let import = scratch.imports.get(key);
         let slot = match tentative.index.get(&key) {
             Some(&i) => i,
             None => {
@@ -268,8 +280,10 @@ impl Models {
                     // No model yet (or one built under another rule): an imported series
                     // starts from the imported state, with no warm-up.
                     _ => Entry {
-                        model: import
-                            .map_or_else(|| Model::new(self.families.kind_of(name)), |i| i.model),
+                        model: import.map_or_else(
+                            || Model::new(self.families.kind_of(name_of(series))),
+                            |i| i.model,
+                        ),
                         rule: rule_index,
                     },
                 };

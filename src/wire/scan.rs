@@ -333,14 +333,19 @@ fn parse_label(m: &[u8], base: usize) -> Result<(Label<'_>, bool), DecodeError> 
         }
         fields += 1;
     }
+    // Lengths below 128 take one byte: the common case skips the general length.
+    let len_len = |n: usize| {
+        if n < 128 {
+            1
+        } else {
+            proto::varint_len(n as u64)
+        }
+    };
+    let name_end = 1 + len_len(name.len()) + name.len();
     let canonical = fields == 2
         && m.first() == Some(&0x0a)
-        && m.len()
-            == 2 + proto::varint_len(name.len() as u64)
-                + name.len()
-                + proto::varint_len(value.len() as u64)
-                + value.len()
-        && m[1 + proto::varint_len(name.len() as u64) + name.len()] == 0x12;
+        && m.len() == name_end + 1 + len_len(value.len()) + value.len()
+        && m[name_end] == 0x12;
     Ok((Label { name, value }, canonical))
 }
 
