@@ -377,7 +377,11 @@ fn writer_encodes_like_prost() {
         ),
         (&[("__name__", "y")], &[]),
     ];
-    for (pairs, samples) in cases {
+    // Lengths of one, two and three varint bytes (127 / 128 / 16,384).
+    let (v127, v128, v16k) = ("a".repeat(127), "b".repeat(128), "c".repeat(16_384));
+    let long: &[(&str, &str)] = &[("__name__", &v127), ("l", &v128), ("m", &v16k)];
+    let long_samples: &[(i64, f64)] = &[(1, 2.0)];
+    for &(pairs, samples) in cases.iter().chain([(long, long_samples)].iter()) {
         let ls: Vec<Label<'_>> = pairs
             .iter()
             .map(|(n, v)| Label {

@@ -51,40 +51,47 @@ impl RequestWriter {
     /// (timestamp ms, value). The encoding is the canonical one Prometheus uses.
     pub fn push_series(&mut self, labels: &[Label<'_>], samples: &[(i64, f64)]) {
         let label_len = |l: &Label<'_>| field_len(l.name.len()) + field_len(l.value.len());
-        let sample_len = |&(ts, v): &(i64, f64)| sample_body_len(ts, v);
         let body: usize = labels
             .iter()
             .map(|l| field_len(label_len(l)))
             .sum::<usize>()
             + samples
                 .iter()
-                .map(|s| field_len(sample_len(s)))
+                .map(|&(ts, v)| field_len(sample_body_len(ts, v)))
                 .sum::<usize>();
-        self.buf.push(0x0a);
-        put_varint(&mut self.buf, body as u64);
+        // Sized once, then written through a cursor: no capacity check per byte.
+        let start = self.buf.len();
+        self.buf.resize(start + field_len(body), 0);
+        let mut w = Cursor {
+            out: &mut self.buf[start..],
+            pos: 0,
+        };
+        w.byte(0x0a);
+        w.varint(body as u64);
         for l in labels {
-            self.buf.push(0x0a);
-            put_varint(&mut self.buf, label_len(l) as u64);
-            self.buf.push(0x0a);
-            put_varint(&mut self.buf, l.name.len() as u64);
-            self.buf.extend_from_slice(l.name);
-            self.buf.push(0x12);
-            put_varint(&mut self.buf, l.value.len() as u64);
-            self.buf.extend_from_slice(l.value);
+            w.byte(0x0a);
+            w.varint(label_len(l) as u64);
+            w.byte(0x0a);
+            w.varint(l.name.len() as u64);
+            w.bytes(l.name);
+            w.byte(0x12);
+            w.varint(l.value.len() as u64);
+            w.bytes(l.value);
         }
         for &(ts, v) in samples {
-            self.buf.push(0x12);
-            put_varint(&mut self.buf, sample_body_len(ts, v) as u64);
+            w.byte(0x12);
+            w.varint(sample_body_len(ts, v) as u64);
             // proto3 omits zero-valued fields (Go and prost both treat -0.0 as zero); NaNs are kept.
             if v != 0.0 {
-                self.buf.push(0x09);
-                self.buf.extend_from_slice(&v.to_bits().to_le_bytes());
+                w.byte(0x09);
+                w.bytes(&v.to_bits().to_le_bytes());
             }
             if ts != 0 {
-                self.buf.push(0x10);
-                put_varint(&mut self.buf, ts as u64);
+                w.byte(0x10);
+                w.varint(ts as u64);
             }
         }
+        debug_assert_eq!(w.pos, w.out.len(), "the computed length was written");
         self.series += 1;
     }
 
@@ -106,7 +113,41 @@ impl RequestWriter {
 
 /// Bytes of a length-delimited field (key + length + payload) with a payload of `len`.
 fn field_len(len: usize) -> usize {
-    1 + super::proto::varint_len(len as u64) + len
+    // Lengths below 128 (most labels) take one byte.
+    1 + if len < 128 {
+        1
+    } else {
+        super::proto::varint_len(len as u64)
+    } + len
+}
+
+/// Writes into a slice sized beforehand.
+struct Cursor<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.out[self.pos] = b;
+        self.pos += 1;
+    }
+
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) {
+        self.out[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+
+    #[inline]
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
 }
 
 fn sample_body_len(ts: i64, v: f64) -> usize {
