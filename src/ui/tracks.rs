@@ -1,7 +1,7 @@
 //! `Tracks`: a bounded set of recent per-series windows (value, forecast band, score),
 //! the one data structure behind the page. Fixed capacity (series × points); when full,
-//! a new series is admitted only if it is anomalous, in place of the least interesting
-//! one (lowest decayed peak score, then oldest). Used by serve mode's record of what omen
+//! a new series is admitted only if it is anomalous and more so than the least interesting
+//! one (lowest decayed peak score, then oldest), which it replaces. Used by serve mode's record of what omen
 //! computed ([`super::Recent`]) and by the demo's in-process downstream receiver.
 
 use std::collections::{HashMap, VecDeque};
@@ -237,8 +237,9 @@ impl Tracks {
     }
 
     /// Runs `f` on the track of `key`. An unknown key is admitted (with the meta `make`
-    /// builds) while there is room, or when `score` is above 1, evicting the least
-    /// interesting track of its shard; otherwise `f` does not run and nothing allocates.
+    /// builds) while there is room, or when `score` is above 1 and above the decayed peak
+    /// of the least interesting track of its shard, which it replaces; otherwise `f` does
+    /// not run and nothing allocates.
     pub fn with<R>(
         &self,
         key: u64,
@@ -256,18 +257,25 @@ impl Tracks {
             shard.index.insert(key, shard.slots.len() - 1);
             return shard.slots.last_mut().map(|(_, t)| f(t));
         }
-        if !(score() > 1.0) {
+        let score = score();
+        if !(score > 1.0) {
             return None;
         }
-        let (i, _) = shard
-            .slots
-            .iter()
-            .enumerate()
-            .min_by(|(_, (_, a)), (_, (_, b))| {
-                a.peak
-                    .total_cmp(&b.peak)
-                    .then(a.last_ts().cmp(&b.last_ts()))
-            })?;
+        let (i, (_, least)) =
+            shard
+                .slots
+                .iter()
+                .enumerate()
+                .min_by(|(_, (_, a)), (_, (_, b))| {
+                    a.peak
+                        .total_cmp(&b.peak)
+                        .then(a.last_ts().cmp(&b.last_ts()))
+                })?;
+        // Only a series more interesting than the least interesting track takes its place
+        // (else a stream of mild anomalies would churn out the strong ones).
+        if !(score > least.peak) {
+            return None;
+        }
         let old = shard.slots[i].0;
         shard.index.remove(&old);
         shard.index.insert(key, i);
@@ -419,7 +427,11 @@ mod tests {
         assert_eq!(tracks.len(), 1);
         let (_, rows) = tracks.ranked(Rank::Current, 10, None);
         assert_eq!(rows[0].name, "hot");
-        let _ = hot;
+        // A milder anomaly does not push out a track that is more interesting than it.
+        assert!(tracks.with(hot, || 1.5, || meta("mild"), |_| ()).is_none());
+        assert_eq!(tracks.evictions(), 1);
+        let (_, rows) = tracks.ranked(Rank::Current, 10, None);
+        assert_eq!(rows[0].name, "hot");
     }
 
     #[test]
