@@ -440,6 +440,7 @@ impl Models {
                     key: u.key,
                     kind: u.entry.model.kind(),
                     samples: start..end,
+                    fit: imports.get(u.key).is_none(),
                 });
             }
             start = end;

@@ -84,6 +84,10 @@ pub struct FedSeries {
     pub key: u64,
     pub kind: Kind,
     pub samples: std::ops::Range<usize>,
+    /// Whether the series may be fitted. An imported series (whose imported parameters win
+    /// over any fit) keeps its history, for the export, but is not queued while the import
+    /// lists it: it becomes due again at its next closed bucket after that.
+    pub fit: bool,
 }
 
 struct Shard {
@@ -280,6 +284,7 @@ impl Fitter {
                 key,
                 kind,
                 samples: 0..samples.len(),
+                fit: true,
             }],
             samples,
             &mut ShardOrder::default(),
@@ -307,7 +312,7 @@ impl Fitter {
             for &j in run {
                 let s = &series[j as usize];
                 let fed = &samples[s.samples.clone()];
-                if let Some(d) = self.feed_locked(&mut shard, s.key, s.kind, fed, now_s) {
+                if let Some(d) = self.feed_locked(&mut shard, s, fed, now_s) {
                     due.push((s.key, d));
                 }
             }
@@ -321,14 +326,14 @@ impl Fitter {
     fn feed_locked(
         &self,
         shard: &mut Shard,
-        key: u64,
-        kind: Kind,
+        series: &FedSeries,
         samples: &[Fed],
         now_s: u32,
     ) -> Option<Due> {
         if samples.is_empty() {
             return None;
         }
+        let (key, kind) = (series.key, series.kind);
         let i = match shard.index.get(key) {
             Some(&i) => i as usize,
             None => match self.admit(shard, key, kind) {
@@ -346,7 +351,7 @@ impl Fitter {
         for s in samples {
             closed |= h.push(*s);
         }
-        let due = if closed { h.due() } else { None };
+        let due = if closed && series.fit { h.due() } else { None };
         if due.is_some() {
             h.begin();
         }

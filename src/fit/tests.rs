@@ -359,3 +359,38 @@ fn a_fit_finished_after_its_adoption_point_is_late_and_adopted_at_the_next_commi
     fitter.adopt(key, &mut model, &rule);
     assert!(fitter.params(key, &rule).is_some());
 }
+
+#[test]
+fn an_imported_series_keeps_its_history_but_is_not_fitted_until_the_import_drops_it() {
+    let fitter = Fitter::new(&config(1 << 20), Metrics::new());
+    let samples: Vec<Fed> = (0..2 * DAY)
+        .step_by(MIN as usize)
+        .map(|ts| Fed {
+            ts,
+            value: sine(ts),
+            score: 0.1,
+        })
+        .collect();
+    let feed = |range: std::ops::Range<usize>, fit: bool| {
+        let series = FedSeries {
+            key: 9,
+            kind: Kind::Gauge,
+            samples: range,
+            fit,
+        };
+        fitter.feed_many(&[series], &samples, &mut ShardOrder::default());
+    };
+    // Two days while imported: kept (the export needs it), never queued.
+    for start in (0..samples.len() - 100).step_by(100) {
+        feed(start..start + 100, false);
+    }
+    assert_eq!(fitter.backlog(), 0, "an imported series waits for no fit");
+    let mut copied = Vec::new();
+    for shard in 0..fitter.shards() {
+        copied.extend(fitter.copy_histories(shard, 0, usize::MAX).0);
+    }
+    assert_eq!(copied.len(), 1, "its history is kept for the export");
+    // Dropped from the import: due at its next closed bucket.
+    feed(samples.len() - 100..samples.len(), true);
+    assert_eq!(fitter.backlog(), 1);
+}
