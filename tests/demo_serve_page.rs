@@ -1,7 +1,7 @@
 //! The page in `serve` mode, through the HTTP surface with a fake downstream: the record
 //! shows what omen derived (value, band, score per series), stays within
 //! `ui.max_series` × `ui.points`, admits a new series when full only if it is anomalous
-//! (replacing the calmest), and the page can be turned off.
+//! and more so than the calmest track (which it replaces), and the page can be turned off.
 
 mod common;
 
@@ -81,9 +81,25 @@ async fn record_is_bounded_and_admits_anomalous_series_when_full() {
     let v = detail["value"][19].as_f64().unwrap();
     assert!(lo < v && v < hi, "{lo} < {v} < {hi}");
 
-    // Every room jumps: the record is full, so the jumping rooms that are not tracked
-    // take the place of calmer ones.
-    let all = (0..64).map(|r| room(r, &[(point(40).0, 40.0)])).collect();
+    // The rooms not tracked jump, the tracked ones stay calm: the record is full, so the
+    // jumping rooms take the place of calmer ones.
+    let tracked_rooms: Vec<String> = ranked["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|row| {
+            let labels = row["labels"].as_array()?;
+            let room = labels.iter().find(|l| l[0] == "room")?;
+            Some(room[1].as_str()?.to_string())
+        })
+        .collect();
+    assert_eq!(tracked_rooms.len() as u64, tracked);
+    let all = (0..64)
+        .map(|r| {
+            let calm = tracked_rooms.contains(&format!("r{r:03}"));
+            room(r, &[(point(40).0, if calm { point(40).1 } else { 40.0 })])
+        })
+        .collect();
     assert_eq!(write(&omen, &request(all)).await.status, 204);
     let status = json(&omen, "/api/omen/status").await;
     assert!(status["record"]["series"].as_u64().unwrap() <= 16);
