@@ -16,21 +16,33 @@ pub fn derived<'a>(
         .iter()
         .find(|l| l.name == b"__name__")
         .map_or(&b""[..], |l| l.value);
-    out.push(Label {
-        name: b"__name__",
-        value: name,
-    });
-    out.push(Label {
-        name: for_label,
-        value: metric,
-    });
-    out.extend(
-        original
-            .iter()
-            .filter(|l| l.name != b"__name__" && l.name != for_label)
-            .copied(),
-    );
-    out.sort_unstable_by(|a, b| a.name.cmp(b.name));
+    let mut added = [
+        Label {
+            name: b"__name__",
+            value: name,
+        },
+        Label {
+            name: for_label,
+            value: metric,
+        },
+    ];
+    added.sort_unstable_by(|a, b| a.name.cmp(b.name));
+    // Merged into the original labels, which senders keep sorted (Prometheus does): then
+    // the result is sorted without sorting it; otherwise it is sorted after.
+    let mut next = added.iter().peekable();
+    for l in original
+        .iter()
+        .filter(|l| l.name != b"__name__" && l.name != for_label)
+    {
+        while let Some(a) = next.next_if(|a| a.name < l.name) {
+            out.push(*a);
+        }
+        out.push(*l);
+    }
+    out.extend(next.copied());
+    if !out.is_sorted_by(|a, b| a.name <= b.name) {
+        out.sort_unstable_by(|a, b| a.name.cmp(b.name));
+    }
 }
 
 #[cfg(test)]
@@ -68,6 +80,34 @@ mod tests {
             (
                 &[("__name__", "up"), ("for", "someone"), ("zone", "b")],
                 &[("__name__", "anomaly_score"), ("for", "up"), ("zone", "b")],
+            ),
+            // Sorted input with names before `__name__` (upper case) and after `for`.
+            (
+                &[
+                    ("A", "1"),
+                    ("Z_", "2"),
+                    ("__name__", "up"),
+                    ("a", "3"),
+                    ("g", "4"),
+                ],
+                &[
+                    ("A", "1"),
+                    ("Z_", "2"),
+                    ("__name__", "anomaly_score"),
+                    ("a", "3"),
+                    ("for", "up"),
+                    ("g", "4"),
+                ],
+            ),
+            // No `__name__` at all, unsorted.
+            (
+                &[("zone", "b"), ("app", "x")],
+                &[
+                    ("__name__", "anomaly_score"),
+                    ("app", "x"),
+                    ("for", ""),
+                    ("zone", "b"),
+                ],
             ),
         ];
         let mut out = Vec::new();

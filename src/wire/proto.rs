@@ -226,7 +226,11 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 /// Bytes a varint takes.
 #[inline]
 pub fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    // Most lengths and tags are below 128: one byte, without the division.
+    if v < 0x80 {
+        return 1;
+    }
+    (64 - v.leading_zeros() as usize).div_ceil(7)
 }
 
 #[cfg(test)]

@@ -333,14 +333,7 @@ fn parse_label(m: &[u8], base: usize) -> Result<(Label<'_>, bool), DecodeError> 
         }
         fields += 1;
     }
-    // Lengths below 128 take one byte: the common case skips the general length.
-    let len_len = |n: usize| {
-        if n < 128 {
-            1
-        } else {
-            proto::varint_len(n as u64)
-        }
-    };
+    let len_len = |n: usize| proto::varint_len(n as u64);
     let name_end = 1 + len_len(name.len()) + name.len();
     let canonical = fields == 2
         && m.first() == Some(&0x0a)

@@ -113,12 +113,7 @@ impl RequestWriter {
 
 /// Bytes of a length-delimited field (key + length + payload) with a payload of `len`.
 fn field_len(len: usize) -> usize {
-    // Lengths below 128 (most labels) take one byte.
-    1 + if len < 128 {
-        1
-    } else {
-        super::proto::varint_len(len as u64)
-    } + len
+    1 + super::proto::varint_len(len as u64) + len
 }
 
 /// Writes into a slice sized beforehand.
