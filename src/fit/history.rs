@@ -65,8 +65,10 @@ pub enum Due {
 /// A series' history and fit bookkeeping.
 #[derive(Debug)]
 pub struct History {
-    /// Bucket means; NaN = no sample. Allocated once per slot and reused after eviction.
-    ring: Box<[f32; BUCKETS]>,
+    /// Bucket means; NaN = no sample. Allocated when the first bucket closes (a series gone
+    /// before its first 10-minute bucket closed never needs it), then kept for the slot and
+    /// reused after eviction.
+    ring: Option<Box<[f32; BUCKETS]>>,
     /// Bucket index (`ts / BUCKET_MS`) of the open bucket; `i64::MIN` before the first sample.
     head: i64,
     /// Sums of the open bucket: value (or counter increase) and count (or seconds).
@@ -103,10 +105,10 @@ pub struct History {
 }
 
 impl History {
-    /// An empty history (allocates the ring).
+    /// An empty history.
     pub fn new(kind: Kind) -> History {
         let mut h = History {
-            ring: Box::new([f32::NAN; BUCKETS]),
+            ring: None,
             head: i64::MIN,
             num: 0.0,
             den: 0.0,
@@ -132,7 +134,9 @@ impl History {
 
     /// Empties the history for another series, keeping the ring's allocation.
     pub fn reset(&mut self, kind: Kind) {
-        self.ring.fill(f32::NAN);
+        if let Some(ring) = &mut self.ring {
+            ring.fill(f32::NAN);
+        }
         self.head = i64::MIN;
         self.num = 0.0;
         self.den = 0.0;
@@ -207,7 +211,10 @@ impl History {
         } else {
             f32::NAN
         };
-        self.ring[slot(self.head)] = mean;
+        let ring = self
+            .ring
+            .get_or_insert_with(|| Box::new([f32::NAN; BUCKETS]));
+        ring[slot(self.head)] = mean;
         if self.samples > 0 {
             let n = self.samples as f32;
             self.per_bucket += if self.per_bucket == 0.0 {
@@ -218,7 +225,7 @@ impl History {
         }
         let skipped = (b - self.head - 1).clamp(0, BUCKETS as i64);
         for j in 1..=skipped {
-            self.ring[slot(self.head + j)] = f32::NAN;
+            ring[slot(self.head + j)] = f32::NAN;
         }
         self.closed = self
             .closed
@@ -275,11 +282,17 @@ impl History {
         let on_time = self.due_head != i64::MIN && self.head < self.adopt_at();
         let end = if on_time { self.due_head } else { self.head };
         out.clear();
-        out.extend((1..=WINDOW_BUCKETS as i64).rev().map(|age| {
-            let v = self.ring[slot(end - age)];
-            f64::from(v)
-        }));
+        out.extend(
+            (1..=WINDOW_BUCKETS as i64)
+                .rev()
+                .map(|age| f64::from(self.bucket(end - age))),
+        );
         ((end - WINDOW_BUCKETS as i64) * BUCKET_MS, on_time)
+    }
+
+    /// The mean of closed bucket `b` (NaN = no sample, or not within the ring).
+    fn bucket(&self, b: i64) -> f32 {
+        self.ring.as_ref().map_or(f32::NAN, |ring| ring[slot(b)])
     }
 
     /// Whether the series is a counter (the buckets hold per-second rates).
@@ -297,7 +310,7 @@ impl History {
         out.extend(
             (1..=BUCKETS as i64)
                 .rev()
-                .map(|age| self.ring[slot(self.head - age)]),
+                .map(|age| self.bucket(self.head - age)),
         );
         Some((self.head - BUCKETS as i64) * BUCKET_MS)
     }
