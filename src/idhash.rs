@@ -55,11 +55,11 @@ impl ShardOrder {
             next[shard_of(key)] += 1;
         }
         let mut end = 0;
-        for s in 0..SHARDS {
-            let count = next[s];
-            next[s] = end;
+        for (next, shard_end) in next.iter_mut().zip(&mut self.ends) {
+            let count = *next;
+            *next = end;
             end += count;
-            self.ends[s] = end;
+            *shard_end = end;
         }
         self.order.clear();
         self.order.resize(end, 0);
