@@ -36,6 +36,7 @@ pub mod model;
 pub mod persist;
 pub mod pipeline;
 pub mod proto;
+pub mod recency;
 pub mod replay;
 pub mod route;
 pub mod run;

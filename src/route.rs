@@ -5,6 +5,7 @@
 use std::sync::Mutex;
 
 use crate::idhash::{shard_of, IdMap, ShardOrder, SHARDS};
+use crate::recency::{Linked, Links, Recency, NIL};
 use crate::selector::Selector;
 use crate::wire::Label;
 
@@ -24,9 +25,6 @@ pub struct Router {
     shards: Vec<Mutex<Shard>>,
 }
 
-/// End of the recency list.
-const NIL: u32 = u32::MAX;
-
 /// One shard of the route cache: an LRU whose hits promote lazily. Relinking an entry on
 /// every hit costs several cache misses per sample on a large cache (it was a third of
 /// omen's pass-through CPU), so a hit only promotes an entry that has drifted into the older
@@ -42,8 +40,7 @@ struct Shard {
     index: IdMap<Cached>,
     links: Vec<Link>,
     /// Most and least recently moved to the front.
-    head: u32,
-    tail: u32,
+    list: Recency,
     /// Counts insertions and promotions; an entry's stamp is the tick it was last moved to
     /// the front at.
     tick: u32,
@@ -62,8 +59,16 @@ struct Cached {
 /// An entry's place in the recency list.
 struct Link {
     hash: u64,
-    prev: u32,
-    next: u32,
+    links: Links,
+}
+
+impl Linked for Link {
+    fn links(&self) -> Links {
+        self.links
+    }
+    fn links_mut(&mut self) -> &mut Links {
+        &mut self.links
+    }
 }
 
 impl Shard {
@@ -72,8 +77,7 @@ impl Shard {
         Shard {
             index: IdMap::new(),
             links: Vec::new(),
-            head: NIL,
-            tail: NIL,
+            list: Recency::EMPTY,
             tick: 0,
             half: u32::try_from(capacity / 2).unwrap_or(u32::MAX),
             capacity,
@@ -87,8 +91,8 @@ impl Shard {
             self.tick = self.tick.wrapping_add(1);
             cached.stamp = self.tick;
             let link = cached.link;
-            self.unlink(link);
-            self.link_front(link);
+            self.list.unlink(&mut self.links, link);
+            self.list.link_front(&mut self.links, link);
         }
         Some(route)
     }
@@ -103,53 +107,25 @@ impl Shard {
                 ..*cached
             };
             let link = cached.link;
-            self.unlink(link);
-            self.link_front(link);
+            self.list.unlink(&mut self.links, link);
+            self.list.link_front(&mut self.links, link);
             return;
         }
         let link = if self.index.len() >= self.capacity {
-            let link = self.tail;
-            self.unlink(link);
+            let link = self.list.tail;
+            self.list.unlink(&mut self.links, link);
             self.index.remove(self.links[link as usize].hash);
             self.links[link as usize].hash = hash;
             link
         } else {
             self.links.push(Link {
                 hash,
-                prev: NIL,
-                next: NIL,
+                links: Links::NONE,
             });
             (self.links.len() - 1) as u32
         };
-        self.link_front(link);
+        self.list.link_front(&mut self.links, link);
         self.index.insert(hash, Cached { route, stamp, link });
-    }
-
-    fn unlink(&mut self, l: u32) {
-        let (prev, next) = {
-            let link = &self.links[l as usize];
-            (link.prev, link.next)
-        };
-        match prev {
-            NIL => self.head = next,
-            p => self.links[p as usize].next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.links[n as usize].prev = prev,
-        }
-    }
-
-    fn link_front(&mut self, l: u32) {
-        let head = self.head;
-        let link = &mut self.links[l as usize];
-        link.prev = NIL;
-        link.next = head;
-        match head {
-            NIL => self.tail = l,
-            h => self.links[h as usize].prev = l,
-        }
-        self.head = l;
     }
 }
 

@@ -13,9 +13,8 @@
 
 use crate::idhash::{prefetch, IdMap};
 use crate::model::Model;
+use crate::recency::{Linked, Links, Recency, NIL};
 
-/// End of the recency list.
-const NIL: u32 = u32::MAX;
 /// `prev` of a slot that holds nothing (on the free list).
 const FREE: u32 = u32::MAX - 1;
 
@@ -35,10 +34,18 @@ struct Slot {
     key: u64,
     /// The tick at which this slot was last moved to the front.
     stamp: u32,
-    /// Neighbours in the recency list (towards the most / least recently used).
-    prev: u32,
-    next: u32,
+    /// Neighbours in the recency list; `prev` is [`FREE`] for a slot on the free list.
+    links: Links,
     rule: u16,
+}
+
+impl Linked for Slot {
+    fn links(&self) -> Links {
+        self.links
+    }
+    fn links_mut(&mut self) -> &mut Links {
+        &mut self.links
+    }
 }
 
 /// A bounded store of models with lazily promoted least-recently-used eviction.
@@ -46,9 +53,7 @@ pub struct Store {
     index: IdMap<u32>,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// Most and least recently used slot.
-    head: u32,
-    tail: u32,
+    list: Recency,
     /// Counts moves to the front.
     tick: u32,
     half: u32,
@@ -63,8 +68,7 @@ impl Store {
             index: IdMap::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            head: NIL,
-            tail: NIL,
+            list: Recency::EMPTY,
             tick: 0,
             half: u32::try_from(capacity / 2).unwrap_or(u32::MAX),
             capacity,
@@ -106,7 +110,7 @@ impl Store {
 
     fn take(&mut self, s: u32) -> (u32, Entry) {
         if self.tick.wrapping_sub(self.slots[s as usize].stamp) > self.half {
-            self.unlink(s);
+            self.list.unlink(&mut self.slots, s);
             self.link_front(s);
         }
         let slot = &self.slots[s as usize];
@@ -145,14 +149,14 @@ impl Store {
     pub fn push(&mut self, key: u64, entry: Entry) -> Option<u64> {
         if let Some(&s) = self.index.get(key) {
             self.set(s, entry);
-            self.unlink(s);
+            self.list.unlink(&mut self.slots, s);
             self.link_front(s);
             return None;
         }
         let mut evicted = None;
         let s = if self.index.len() >= self.capacity {
-            let s = self.tail;
-            self.unlink(s);
+            let s = self.list.tail;
+            self.list.unlink(&mut self.slots, s);
             let old = self.slots[s as usize].key;
             self.index.remove(old);
             evicted = Some(old);
@@ -164,8 +168,10 @@ impl Store {
                 model: entry.model,
                 key,
                 stamp: 0,
-                prev: FREE,
-                next: NIL,
+                links: Links {
+                    prev: FREE,
+                    next: NIL,
+                },
                 rule: entry.rule,
             });
             (self.slots.len() - 1) as u32
@@ -182,18 +188,18 @@ impl Store {
     /// Drops every model for which `keep` is false. Returns how many were dropped.
     pub fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) -> usize {
         let mut dropped = 0;
-        let mut s = self.head;
+        let mut s = self.list.head;
         while s != NIL {
             let slot = &self.slots[s as usize];
-            let next = slot.next;
+            let next = slot.links.next;
             let entry = Entry {
                 model: slot.model,
                 rule: slot.rule,
             };
             if !keep(&entry) {
                 let key = slot.key;
-                self.unlink(s);
-                self.slots[s as usize].prev = FREE;
+                self.list.unlink(&mut self.slots, s);
+                self.slots[s as usize].links.prev = FREE;
                 self.index.remove(key);
                 self.free.push(s);
                 dropped += 1;
@@ -205,13 +211,13 @@ impl Store {
 
     /// Every (key, entry), least recently used first.
     pub fn iter_oldest_first(&self) -> impl Iterator<Item = (u64, Entry)> + '_ {
-        let mut s = self.tail;
+        let mut s = self.list.tail;
         std::iter::from_fn(move || {
             if s == NIL {
                 return None;
             }
             let slot = &self.slots[s as usize];
-            s = slot.prev;
+            s = slot.links.prev;
             Some((
                 slot.key,
                 Entry {
@@ -230,36 +236,14 @@ impl Store {
     fn holds(&self, s: u32, key: u64) -> bool {
         self.slots
             .get(s as usize)
-            .is_some_and(|slot| slot.key == key && slot.prev != FREE)
+            .is_some_and(|slot| slot.key == key && slot.links.prev != FREE)
     }
 
-    fn unlink(&mut self, s: u32) {
-        let (prev, next) = {
-            let slot = &self.slots[s as usize];
-            (slot.prev, slot.next)
-        };
-        match prev {
-            NIL => self.head = next,
-            p => self.slots[p as usize].next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.slots[n as usize].prev = prev,
-        }
-    }
-
+    /// Puts slot `s` at the front, stamped with the next tick.
     fn link_front(&mut self, s: u32) {
         self.tick = self.tick.wrapping_add(1);
-        let head = self.head;
-        let slot = &mut self.slots[s as usize];
-        slot.prev = NIL;
-        slot.next = head;
-        slot.stamp = self.tick;
-        match head {
-            NIL => self.tail = s,
-            h => self.slots[h as usize].prev = s,
-        }
-        self.head = s;
+        self.slots[s as usize].stamp = self.tick;
+        self.list.link_front(&mut self.slots, s);
     }
 }
 
