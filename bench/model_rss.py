@@ -21,13 +21,14 @@ route_cache_size 2 M: 16 shards hold 1/16 of the bound each, and 1 M hashes do n
 split evenly), and the script asserts omen_models = 1 M, no evictions, no errors.
 """
 import argparse
-import importlib.util
 import json
 import os
 import shutil
 import statistics
 import sys
 import time
+
+from passthrough import load_peers  # bench/ is the script directory, first on sys.path
 
 SERIES, K = 1_000_000, 3
 FIT_SMALL = "1MiB"
@@ -37,13 +38,6 @@ MODELS = """models:
     - match: '{__name__=~".+"}'
       histogram_buckets: true
 """
-
-
-def load_peers(path):
-    spec = importlib.util.spec_from_file_location("peers", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def config(variant):

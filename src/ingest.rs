@@ -136,15 +136,6 @@ pub async fn read_body(
 /// # Errors
 /// 413 when the declared length exceeds `max`; 400 for a corrupt or empty body.
 pub fn decompress(body: &[u8], max: usize) -> Result<Vec<u8>, IngestError> {
-    if body.is_empty() {
-        return Err(IngestError::Snappy("empty body".into()));
-    }
-    let len = snap::raw::decompress_len(body).map_err(|e| IngestError::Snappy(e.to_string()))?;
-    if len > max {
-        return Err(IngestError::TooLarge(format!(
-            "decoded body of {len} bytes exceeds the limit of {max} bytes"
-        )));
-    }
     let mut out = Vec::new();
     let n = decompress_into(body, max, &mut out)?;
     out.truncate(n);

@@ -177,17 +177,14 @@ impl Pipeline {
         let tenant = self
             .forwarder
             .tenant(headers.get(crate::forward::TENANT_HEADER));
-        let tenant = tenant.map(|t| t.as_bytes());
-        let prepared = BUFFERS.with(|b| self.prepare(&mut b.borrow_mut(), compressed, tenant));
+        let key = tenant.map(|t| t.as_bytes());
+        let prepared = BUFFERS.with(|b| self.prepare(&mut b.borrow_mut(), compressed, key));
         let (batch, body) = match prepared {
             Ok(p) => p,
             Err(answer) => return answer,
         };
         self.metrics.received_samples.inc_by(batch.received);
         let outcome = if let Some(body) = body {
-            let tenant = self
-                .forwarder
-                .tenant(headers.get(crate::forward::TENANT_HEADER));
             self.forwarder.send(body, tenant).await
         } else {
             // Nothing kept: nothing to deliver, nothing to wait for.

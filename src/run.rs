@@ -56,28 +56,10 @@ async fn serve_async(config: Config, path: &Path) -> anyhow::Result<()> {
         .await
         .context("restoring the snapshot")?
         .context("persistence.on_corrupt is refuse")?;
-        if let Some(export) = p.export.clone() {
-            let exporter = app.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(export.interval);
-                every.tick().await;
-                loop {
-                    every.tick().await;
-                    let app = exporter.clone();
-                    let _ = tokio::task::spawn_blocking(move || export_now(&app)).await;
-                }
-            });
+        if let Some(export) = &p.export {
+            every(export.interval, &app, export_now);
         }
-        let snapshotter = app.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(p.interval);
-            every.tick().await;
-            loop {
-                every.tick().await;
-                let app = snapshotter.clone();
-                let _ = tokio::task::spawn_blocking(move || snapshot_now(&app)).await;
-            }
-        });
+        every(p.interval, &app, snapshot_now);
     }
     // Also before serving: an imported series needs no warm-up from its first request on. A
     // bad import is logged and counted; omen serves without it.
@@ -174,6 +156,20 @@ fn snapshot_now(app: &App) {
     if let Some(p) = &app.state().config.persistence {
         let _ = persist::snapshot(app.models(), &p.path, app.metrics());
     }
+}
+
+/// Runs `job` on a blocking thread every `interval`, the first time one interval from now.
+fn every(interval: std::time::Duration, app: &Arc<App>, job: fn(&App)) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let app = app.clone();
+            let _ = tokio::task::spawn_blocking(move || job(&app)).await;
+        }
+    });
 }
 
 /// Writes the history export if configured (errors are logged and counted).

@@ -165,13 +165,15 @@ async fn downstream_400_commits() {
     );
 }
 
+/// An omen with `CONFIG` and the fake downstream it writes to.
+async fn omen_and_downstream() -> (Omen, FakeDownstream) {
+    let fake = FakeDownstream::start().await;
+    (Omen::start(CONFIG, &fake.url()).await, fake)
+}
+
 #[tokio::test]
 async fn two_instances_send_identical_bodies() {
-    let (fa, fb) = (FakeDownstream::start().await, FakeDownstream::start().await);
-    let (a, b) = (
-        Omen::start(CONFIG, &fa.url()).await,
-        Omen::start(CONFIG, &fb.url()).await,
-    );
+    let ((a, fa), (b, fb)) = (omen_and_downstream().await, omen_and_downstream().await);
     for i in 0..30 {
         let req = temp(&[("__replica__", "a")], &[point(i)]);
         write(&a, &req).await;
@@ -362,11 +364,7 @@ async fn imported_parameters_replace_the_rules_and_unseen_series_start_from_the_
 /// sample, and both commit the same models (the next round agrees too).
 #[tokio::test]
 async fn a_large_request_is_modeled_as_its_series_one_by_one() {
-    let (fa, fb) = (FakeDownstream::start().await, FakeDownstream::start().await);
-    let (a, b) = (
-        Omen::start(CONFIG, &fa.url()).await,
-        Omen::start(CONFIG, &fb.url()).await,
-    );
+    let ((a, fa), (b, fb)) = (omen_and_downstream().await, omen_and_downstream().await);
     // Series j of a round: room j % 300, so rooms 0..100 come three times (within the
     // first chunk of 256 and across both chunk borders), the others twice or once.
     let room = |j: usize| format!("r{}", j % 300);
