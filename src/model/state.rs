@@ -15,6 +15,14 @@ const REFINE_EVERY: u32 = 256;
 /// Samples the band is estimated from (a mean) before it is tracked as a quantile, even when
 /// the rule's warm-up is shorter.
 const MIN_LEARN: u32 = 10;
+/// Samples the range must have seen before a value outside it counts as a new extreme.
+pub(super) const RANGE_AFTER: u16 = 300;
+/// How far (as a fraction of the range) a value must fall outside the range seen so far.
+const RANGE_MARGIN: f64 = 0.01;
+/// The least score (in half-widths of the interval) at which a new extreme is scored...
+const RANGE_NEED: f64 = 0.5;
+/// ...and the score it then gets at least: that of a far outlier.
+pub(super) const RANGE_SCORE: f64 = 4.0;
 
 /// The online state of one series. `Copy`, fixed size, no heap: the pipeline copies it,
 /// updates the copy tentatively and writes it back when the downstream write commits.
@@ -40,6 +48,11 @@ pub struct Model {
     shock: f32,
     /// Typical sampling interval, ms.
     step: f32,
+    /// The range of the modeled values seen so far (rounded outwards to f32), and how many
+    /// samples it has seen (saturating at `RANGE_AFTER`). Empty: low = +inf, high = -inf.
+    range_low: f32,
+    range_high: f32,
+    range_seen: u16,
     /// Samples modeled (saturating).
     seen: u32,
     /// Consecutive outside-the-band errors: positive above, negative below.
@@ -62,6 +75,9 @@ impl Model {
             err_season: 0.0,
             err_plain: 0.0,
             step: 0.0,
+            range_low: f32::INFINITY,
+            range_high: f32::NEG_INFINITY,
+            range_seen: 0,
             seen: 0,
             run: 0,
             flags: if kind == Kind::Counter { COUNTER } else { 0 },
@@ -166,7 +182,35 @@ impl Model {
         self.profile.value(ph)
     }
 
+    /// True if `x` lies outside the range seen so far by more than `RANGE_MARGIN` of it, once
+    /// the range has seen `RANGE_AFTER` samples: a new extreme (a value below every earlier
+    /// one, or above).
+    fn new_extreme(&self, x: f64) -> bool {
+        if self.range_seen < RANGE_AFTER {
+            return false;
+        }
+        let (low, high) = (self.range_low as f64, self.range_high as f64);
+        let margin = RANGE_MARGIN * (high - low);
+        x > high + margin || x < low - margin
+    }
+
+    /// Takes `x` into the range. The bounds are rounded outwards to f32, so a value is never
+    /// outside a range that holds it (large values with a narrow range lose resolution: the
+    /// test becomes conservative, never spurious).
+    fn widen_range(&mut self, x: f64) {
+        let v = x as f32;
+        if x > self.range_high as f64 {
+            self.range_high = if (v as f64) < x { v.next_up() } else { v };
+        }
+        if x < self.range_low as f64 {
+            self.range_low = if (v as f64) > x { v.next_down() } else { v };
+        }
+        self.range_seen = self.range_seen.saturating_add(1).min(RANGE_AFTER);
+    }
+
     fn observe(&mut self, p: &Params, ts_ms: i64, x: f64, was_stale: bool) -> Outcome {
+        let extreme = self.new_extreme(x);
+        self.widen_range(x);
         if self.seen == 0 {
             self.level = x;
             self.seen = 1;
@@ -218,7 +262,12 @@ impl Model {
         };
         let edge = band * widen * (1.0 + self.shock as f64);
         let half = p.width * edge;
-        let score = r.abs() / half;
+        let mut score = r.abs() / half;
+        // A value beyond everything the series has shown is a far outlier once it is also
+        // off the forecast (a series trending along its forecast sets records unscored).
+        if extreme && score >= RANGE_NEED {
+            score = score.max(RANGE_SCORE);
+        }
 
         // Robust learning: clip the error, unless the same-side run says the level moved.
         let outside = r.abs() > edge && !learning;

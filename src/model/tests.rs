@@ -38,8 +38,9 @@ fn series(n: i64, f: impl Fn(i64) -> f64) -> Vec<(i64, f64)> {
 fn state_is_small_and_copy() {
     fn is_copy<T: Copy>() {}
     is_copy::<Model>();
+    // The aim was 128 bytes; the range of values seen (two f32 and a count) costs 8.
     assert!(
-        std::mem::size_of::<Model>() <= 128,
+        std::mem::size_of::<Model>() <= 136,
         "{} bytes",
         std::mem::size_of::<Model>()
     );
@@ -378,7 +379,16 @@ fn confidence_sets_where_the_score_crosses_one() {
         confidence: 0.9,
         ..ModelSettings::default()
     });
-    let samples = series(500, |i| 100.0 + noise(i) + if i == 400 { 4.0 } else { 0.0 });
+    // The early outlier widens the range seen, so the spike at 400 is not a new extreme
+    // (whose score would be floored alike at both confidences).
+    let samples = series(500, |i| {
+        100.0
+            + noise(i)
+            + [(50, 10.0), (400, 4.0)]
+                .iter()
+                .find(|s| s.0 == i)
+                .map_or(0.0, |s| s.1)
+    });
     let (a, b) = (
         run(&wide, Kind::Gauge, &samples),
         run(&narrow, Kind::Gauge, &samples),
@@ -389,4 +399,60 @@ fn confidence_sets_where_the_score_crosses_one() {
     assert!(fb.score > fa.score);
     assert!(fa.upper - fa.lower > fb.upper - fb.lower);
     assert_eq!(fa.forecast, fb.forecast);
+}
+
+#[test]
+fn a_value_outside_the_range_seen_scores_as_a_far_outlier() {
+    let p = Params::default();
+    // (case, samples, index of the probe, the least score, the most score)
+    let drop_after = |n: i64| series(n + 1, move |i| if i == n { 95.0 } else { 100.0 + noise(i) });
+    let cases: Vec<(&str, Vec<(i64, f64)>, usize, f64, f64)> = vec![
+        // Just below every earlier value: inside the band by its size alone, but a new low.
+        ("new low", drop_after(400), 400, 4.0, f64::INFINITY),
+        // The same drop before the range has seen enough samples scores by the band alone.
+        ("young range", drop_after(200), 200, 0.0, 3.9),
+        // A new high that the forecast expected (a steady climb) is not scored.
+        (
+            "trend along the forecast",
+            series(600, |i| 100.0 + 0.5 * i as f64 + 0.1 * noise(i)),
+            599,
+            0.0,
+            1.0,
+        ),
+        // Inside the range: an earlier excursion to 120 covers a later 106 (off the forecast
+        // by more than half the interval, so only the range keeps it from the floor).
+        (
+            "inside the range",
+            series(500, |i| match i {
+                100 => 120.0,
+                450 => 106.0,
+                _ => 100.0 + noise(i),
+            }),
+            450,
+            0.5,
+            3.9,
+        ),
+    ];
+    for (case, samples, at, least, most) in cases {
+        let s = score(&run(&p, Kind::Gauge, &samples)[at]).unwrap();
+        assert!((least..=most).contains(&s), "{case}: score {s}");
+    }
+}
+
+#[test]
+fn the_range_is_rounded_outwards_so_large_values_are_never_outside_their_own_range() {
+    let p = Params::default();
+    // Values near 1e12 whose spread is below f32's resolution there (65 536): rounding the
+    // bounds to the nearest f32 could put a value just outside; outwards never does.
+    let samples = series(600, |i| 1e12 + 100.0 * noise(i));
+    let outcomes = run(&p, Kind::Gauge, &samples);
+    let worst = outcomes.iter().filter_map(score).fold(0.0, f64::max);
+    assert!(worst < state::RANGE_SCORE, "worst score {worst}");
+    let mut m = Model::new(Kind::Gauge);
+    for &(ts, v) in &samples {
+        m.update(&p, ts, v);
+    }
+    let r = m.to_record();
+    assert!(f64::from(r.range_low) <= 1e12 - 90.0 && f64::from(r.range_high) >= 1e12 + 90.0);
+    assert_eq!(r.range_seen, state::RANGE_AFTER);
 }

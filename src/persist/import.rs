@@ -136,6 +136,12 @@ fn check_state(s: &ModelRecord) -> Result<(), String> {
             return Err(format!("{name} is {v}"));
         }
     }
+    // The range may be empty (+inf, -inf) but not NaN.
+    for (name, v) in [("range_low", s.range_low), ("range_high", s.range_high)] {
+        if v.is_nan() {
+            return Err(format!("{name} is NaN"));
+        }
+    }
     for (name, v) in [
         ("band", s.band),
         ("step", s.step),

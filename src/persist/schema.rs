@@ -17,10 +17,18 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use crate::model::{ModelRecord, Params, COARSE_BUCKETS, FINE_BUCKETS};
+use crate::model::{Kind, Model, ModelRecord, Params, COARSE_BUCKETS, FINE_BUCKETS};
 
-/// The schema version this omen writes and reads.
-pub const SCHEMA_VERSION: u32 = 2;
+/// The schema version this omen writes. It also reads version 2 (the learning core's files
+/// and snapshots of earlier omens): those lack the range columns, so their models start
+/// with an empty range.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The oldest schema version this omen reads.
+const OLDEST_VERSION: u32 = 2;
+
+/// Columns of a version-2 file: every column of [`schema`] but the range ones at the end.
+const V2_COLUMNS: usize = 26;
 
 /// Metadata key carrying the version.
 pub const VERSION_KEY: &str = "omen.schema_version";
@@ -165,6 +173,10 @@ pub fn schema() -> SchemaRef {
         Field::new("gamma_coarse", DataType::Float64, true),
         Field::new("season_fine_ms", DataType::Int64, true),
         Field::new("season_coarse_ms", DataType::Int64, true),
+        // Version 3: the range of values the model has seen.
+        Field::new("range_low", DataType::Float32, false),
+        Field::new("range_high", DataType::Float32, false),
+        Field::new("range_seen", DataType::UInt16, false),
     ];
     let meta = HashMap::from([
         (VERSION_KEY.to_string(), SCHEMA_VERSION.to_string()),
@@ -245,6 +257,9 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch, arrow_schema::ArrowError> {
                 .map(|r| r.params.season_coarse_ms)
                 .collect::<Int64Array>(),
         ),
+        col!(Float32Array, |r| r.state.range_low),
+        col!(Float32Array, |r| r.state.range_high),
+        col!(UInt16Array, |r| r.state.range_seen),
     ];
     RecordBatch::try_new(schema(), columns)
 }
@@ -274,17 +289,21 @@ pub fn check(found: &Schema) -> Result<(), String> {
             "unknown newer schema version {v} (this omen reads up to {SCHEMA_VERSION})"
         ));
     }
-    if v < SCHEMA_VERSION {
+    if v < OLDEST_VERSION {
         return Err(format!(
-            "old schema version {v} (this omen reads {SCHEMA_VERSION})"
+            "old schema version {v} (this omen reads {OLDEST_VERSION} to {SCHEMA_VERSION})"
         ));
     }
     let want = schema();
-    if found.fields().len() != want.fields().len() {
+    let columns = if v == 2 {
+        V2_COLUMNS
+    } else {
+        want.fields().len()
+    };
+    if found.fields().len() != columns {
         return Err(format!(
-            "wrong schema: {} columns, expected {}",
+            "wrong schema: {} columns, expected {columns} for version {v}",
             found.fields().len(),
-            want.fields().len()
         ));
     }
     for (f, w) in found.fields().iter().zip(want.fields()) {
@@ -334,6 +353,15 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Row>, String> {
         let a = c(i).as_primitive::<Int64Type>();
         a.is_valid(row).then(|| a.value(row))
     };
+    // Version 2 files have no range: their models start with an empty one.
+    let range = (batch.num_columns() > V2_COLUMNS).then(|| {
+        (
+            c(26).as_primitive::<Float32Type>(),
+            c(27).as_primitive::<Float32Type>(),
+            c(28).as_primitive::<UInt16Type>(),
+        )
+    });
+    let empty = Model::new(Kind::Gauge).to_record();
     let fine_values = fine.values().as_primitive::<Int16Type>();
     let coarse_values = coarse.values().as_primitive::<Int16Type>();
     let mut rows = Vec::with_capacity(batch.num_rows());
@@ -357,6 +385,9 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Row>, String> {
                 err_plain: f32s[3].value(i),
                 shock: f32s[4].value(i),
                 step: f32s[5].value(i),
+                range_low: range.map_or(empty.range_low, |r| r.0.value(i)),
+                range_high: range.map_or(empty.range_high, |r| r.1.value(i)),
+                range_seen: range.map_or(empty.range_seen, |r| r.2.value(i)),
                 seen: seen.value(i),
                 run: run.value(i),
                 flags: flags.value(i),

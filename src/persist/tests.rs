@@ -498,3 +498,48 @@ fn history_export_writes_the_learning_core_schema() {
         ]
     );
 }
+
+#[test]
+fn version_2_files_are_read_with_an_empty_range_and_version_1_is_refused() {
+    let params = Params::default();
+    let mut m = Model::new(Kind::Gauge);
+    for i in 0..400i64 {
+        m.update(
+            &params,
+            1_700_000_000_000 + i * 60_000,
+            10.0 + (i % 7) as f64,
+        );
+    }
+    let row = Row {
+        key: 7,
+        rule: 0,
+        state: m.to_record(),
+        params: Default::default(),
+    };
+    let v3 = schema::to_batch(&[row]).unwrap();
+    assert_eq!(v3.num_columns(), 29);
+    let v2_schema = |version: &str| {
+        Arc::new(Schema::new_with_metadata(
+            v3.schema().fields()[..26].to_vec(),
+            HashMap::from([(schema::VERSION_KEY.to_string(), version.to_string())]),
+        ))
+    };
+    let v2 = RecordBatch::try_new(v2_schema("2"), v3.columns()[..26].to_vec()).unwrap();
+    schema::check(&v2.schema()).unwrap();
+    let back = schema::from_batch(&v2).unwrap();
+    let empty = Model::new(Kind::Gauge).to_record();
+    let mut want = row;
+    (
+        want.state.range_low,
+        want.state.range_high,
+        want.state.range_seen,
+    ) = (empty.range_low, empty.range_high, empty.range_seen);
+    assert_eq!(back, vec![want]);
+    assert_ne!(row.state.range_seen, 0, "the original had a range");
+    // A version 3 file must have the range columns; version 1 is too old.
+    let short_v3 = v2_schema(&schema::SCHEMA_VERSION.to_string());
+    assert!(schema::check(&short_v3).unwrap_err().contains("26 columns"));
+    assert!(schema::check(&v2_schema("1"))
+        .unwrap_err()
+        .contains("old schema version 1"));
+}
