@@ -12,8 +12,9 @@
 //! are a level shift and are adopted. After a surprise the band widens, by a capped amount
 //! that decays over some hundred samples (volatility clusters: one burst raises one alarm,
 //! and a huge outlier widens it no more than a moderate one), missed scrapes widen it, a long gap re-anchors the level, and the
-//! band never drops below 2 % of the level. The model also keeps the range of the values it
-//! has seen: once that range has seen 300 samples, a value outside it (by more than 1 % of its
+//! band never drops below 2 % of the level. The model also keeps the range of the
+//! deseasonalised values it has seen (the value less the seasonal offset the forecast
+//! applies): once that range has seen 300 samples, a value outside it (by more than 1 % of its
 //! width) that is also off the forecast by half the interval's half-width scores at least 4,
 //! as a far outlier: a new extreme is an anomaly even when the band, widened by earlier noise,
 //! would call it ordinary. Counters are turned into per-second rates (a drop

@@ -48,8 +48,9 @@ pub struct Model {
     shock: f32,
     /// Typical sampling interval, ms.
     step: f32,
-    /// The range of the modeled values seen so far (rounded outwards to f32), and how many
-    /// samples it has seen (saturating at `RANGE_AFTER`). Empty: low = +inf, high = -inf.
+    /// The range of the deseasonalised values seen so far (the value, a per-second rate for
+    /// counters, less the seasonal offset the forecast applied; rounded outwards to f32), and
+    /// how many samples it has seen (saturating at `RANGE_AFTER`). Empty: low = +inf, high = -inf.
     range_low: f32,
     range_high: f32,
     range_seen: u16,
@@ -182,7 +183,8 @@ impl Model {
         self.profile.value(ph)
     }
 
-    /// True if `x` lies outside the range seen so far by more than `RANGE_MARGIN` of it, once
+    /// True if `x` (deseasonalised) lies outside the range seen so far by more than
+    /// `RANGE_MARGIN` of it, once
     /// the range has seen `RANGE_AFTER` samples: a new extreme (a value below every earlier
     /// one, or above).
     fn new_extreme(&self, x: f64) -> bool {
@@ -209,8 +211,15 @@ impl Model {
     }
 
     fn observe(&mut self, p: &Params, ts_ms: i64, x: f64, was_stale: bool) -> Outcome {
-        let extreme = self.new_extreme(x);
-        self.widen_range(x);
+        let ph = Phase::of(p, ts_ms);
+        let season = self.profile.value(&ph);
+        let gate_open = !p.season_gate || self.err_season < self.err_plain;
+        // The range is kept of the deseasonalised value: the sample less the seasonal offset
+        // the forecast applies (none while the season gate is closed), so a value can be a
+        // new extreme for its time of day while inside the raw range.
+        let deseasonalised = x - if gate_open { season } else { 0.0 };
+        let extreme = self.new_extreme(deseasonalised);
+        self.widen_range(deseasonalised);
         if self.seen == 0 {
             self.level = x;
             self.seen = 1;
@@ -230,9 +239,6 @@ impl Model {
         // The typical interval follows the data but a missed scrape moves it only a little.
         self.step = (step + 0.1 * (dt.min(4.0 * step) - step)) as f32;
 
-        let ph = Phase::of(p, ts_ms);
-        let season = self.profile.value(&ph);
-        let gate_open = !p.season_gate || self.err_season < self.err_plain;
         // Regular intervals (k = 1) skip the powers.
         let regular = (k - 1.0).abs() < 1e-3;
         let phi_k = if regular { p.phi } else { p.phi.powf(k) };

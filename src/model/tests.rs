@@ -456,3 +456,36 @@ fn the_range_is_rounded_outwards_so_large_values_are_never_outside_their_own_ran
     assert!(f64::from(r.range_low) <= 1e12 - 90.0 && f64::from(r.range_high) >= 1e12 + 90.0);
     assert_eq!(r.range_seen, state::RANGE_AFTER);
 }
+
+#[test]
+fn the_range_is_of_the_deseasonalised_value() {
+    // Three weeks of hourly samples of a daily cycle between 80 and 120 (the profile beats
+    // following the level, so it is applied): the range is of the values less the seasonal
+    // offset applied, so its top stays below the raw peaks. Then at the night-time trough a
+    // value of 118, inside the raw range: less its (negative) offset it is above anything
+    // seen, and the range's top moves above the raw maximum.
+    let p = Params::default();
+    let hour = 60 * MIN;
+    let cycle = |i: i64| 100.0 + 20.0 * (std::f64::consts::TAU * i as f64 / 24.0).sin();
+    let probe = 21 * 24 + 18;
+    let samples: Vec<(i64, f64)> = (0..probe)
+        .map(|i| (i * hour, cycle(i) + 0.5 * noise(i)))
+        .collect();
+    let raw_high = samples
+        .iter()
+        .map(|s| s.1)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut m = Model::new(Kind::Gauge);
+    for &(ts, v) in &samples {
+        m.update(&p, ts, v);
+    }
+    let before = f64::from(m.to_record().range_high);
+    assert!(
+        before < raw_high - 0.5,
+        "range top {before}, raw {raw_high}"
+    );
+    let s = score(&m.update(&p, probe * hour, 118.0)).unwrap();
+    let after = f64::from(m.to_record().range_high);
+    assert!(after > raw_high, "range top {after}, raw {raw_high}");
+    assert!(s >= state::RANGE_SCORE, "score {s}");
+}
