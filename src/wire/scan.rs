@@ -117,6 +117,9 @@ pub struct SeriesView<'a, 's> {
     pub labels: &'s [Label<'a>],
     /// Canonical hash of the label set: equal label sets hash equal however encoded.
     pub hash: u64,
+    /// The label fields of `raw` when they are contiguous and exactly the canonical
+    /// encoding of `labels` (as Prometheus sends them), so they can be copied as encoded.
+    pub encoded_labels: Option<&'a [u8]>,
     pub samples: u32,
     pub histograms: u32,
     pub exemplars: u32,
@@ -274,20 +277,24 @@ impl<'a> Request<'a> {
                 (_, wt) => r.skip(wt)?,
             }
         }
-        let hash = if canonical && defect != Some(InvalidSeries::TooManyLabels) {
-            if span_start == usize::MAX {
-                xxhash_rust::xxh3::xxh3_64(&[])
-            } else {
-                xxhash_rust::xxh3::xxh3_64(&raw[span_start..span_end])
-            }
-        } else {
-            canonical_hash(&self.scratch, &mut self.canon)
+        let encoded_labels =
+            (canonical && defect != Some(InvalidSeries::TooManyLabels)).then(|| {
+                if span_start == usize::MAX {
+                    &raw[..0]
+                } else {
+                    &raw[span_start..span_end]
+                }
+            });
+        let hash = match encoded_labels {
+            Some(fields) => xxhash_rust::xxh3::xxh3_64(fields),
+            None => canonical_hash(&self.scratch, &mut self.canon),
         };
         Ok(SeriesView {
             raw,
             offset,
             labels: &self.scratch,
             hash,
+            encoded_labels,
             samples,
             histograms,
             exemplars,
