@@ -121,6 +121,9 @@ pub struct SeriesView<'a, 's> {
     /// encoding of `labels` (as Prometheus sends them), so they can be copied as encoded.
     pub encoded_labels: Option<&'a [u8]>,
     pub samples: u32,
+    /// Where in `raw` the first sample field starts (`raw.len()` without samples), so
+    /// [`SeriesView::samples`] does not pass over the labels again.
+    pub first_sample: usize,
     pub histograms: u32,
     pub exemplars: u32,
     /// A problem found while scanning (too many labels, samples out of order); the
@@ -131,7 +134,8 @@ pub struct SeriesView<'a, 's> {
 impl<'a> SeriesView<'a, '_> {
     /// The float samples as (timestamp ms, value), in wire order.
     pub fn samples(&self) -> impl Iterator<Item = (i64, f64)> + 'a {
-        let mut r = Reader::new(self.raw, self.offset);
+        let from = self.first_sample;
+        let mut r = Reader::new(&self.raw[from..], self.offset + from);
         std::iter::from_fn(move || loop {
             if r.done() {
                 return None;
@@ -227,6 +231,7 @@ impl<'a> Request<'a> {
         let (mut samples, mut histograms, mut exemplars) = (0u32, 0u32, 0u32);
         let mut defect = None;
         let mut last_ts = i64::MIN;
+        let mut first_sample = raw.len();
         // Label fields must be contiguous and canonically encoded for the fast hash.
         let (mut span_start, mut span_end, mut canonical) = (usize::MAX, 0usize, true);
         while !r.done() {
@@ -251,6 +256,7 @@ impl<'a> Request<'a> {
                     }
                 }
                 (2, LEN) => {
+                    first_sample = first_sample.min(field_start);
                     let at = r.base + r.pos;
                     let (ts, _) = parse_sample(Reader::new(r.bytes()?, at))?;
                     if defect.is_none() {
@@ -296,6 +302,7 @@ impl<'a> Request<'a> {
             hash,
             encoded_labels,
             samples,
+            first_sample,
             histograms,
             exemplars,
             defect,
@@ -327,6 +334,15 @@ pub fn canonical_hash(labels: &[Label<'_>], buf: &mut Vec<u8>) -> u64 {
 /// Parses a Label message; also says whether it is canonically encoded.
 #[inline]
 fn parse_label(m: &[u8], base: usize) -> Result<(Label<'_>, bool), DecodeError> {
+    // The canonical encoding with name and value shorter than 128 bytes (one-byte lengths):
+    // what Prometheus sends, read without the general loop.
+    if let [0x0a, n, rest @ ..] = m {
+        if let Some((name, [0x12, v, value @ ..])) = rest.split_at_checked(usize::from(*n)) {
+            if *n < 0x80 && *v < 0x80 && value.len() == usize::from(*v) {
+                return Ok((Label { name, value }, true));
+            }
+        }
+    }
     let mut r = Reader::new(m, base);
     let (mut name, mut value): (&[u8], &[u8]) = (&[], &[]);
     let mut fields = 0u32;
@@ -353,6 +369,13 @@ fn parse_label(m: &[u8], base: usize) -> Result<(Label<'_>, bool), DecodeError> 
 #[inline]
 fn parse_sample(mut r: Reader<'_>) -> Result<(i64, f64), DecodeError> {
     let (mut ts, mut value) = (0i64, 0f64);
+    // Value then timestamp, as Prometheus encodes them, read without the loop; any field
+    // after them still goes through it.
+    if let Some(&[0x09, v0, v1, v2, v3, v4, v5, v6, v7, 0x10]) = r.buf.get(r.pos..r.pos + 10) {
+        value = f64::from_bits(u64::from_le_bytes([v0, v1, v2, v3, v4, v5, v6, v7]));
+        r.pos += 10;
+        ts = r.varint()? as i64;
+    }
     while !r.done() {
         let (field, wt) = r.key()?;
         match (field, wt) {
