@@ -105,7 +105,7 @@ fn encoded_runs<'a>(
     let mut at = 0;
     let mut prev: Option<&[u8]> = None;
     for l in original {
-        if prev.is_some_and(|p| p >= l.name) {
+        if prev.is_some_and(|p| !name_lt(p, l.name)) {
             return false;
         }
         prev = Some(l.name);
@@ -115,9 +115,9 @@ fn encoded_runs<'a>(
             flush(&mut run, out);
             continue;
         }
-        if next.peek().is_some_and(|a| a.name < l.name) {
+        if next.peek().is_some_and(|a| name_lt(a.name, l.name)) {
             flush(&mut run, out);
-            while let Some(a) = next.next_if(|a| a.name < l.name) {
+            while let Some(a) = next.next_if(|a| name_lt(a.name, l.name)) {
                 out.push(LabelRun::Label(*a));
             }
         }
@@ -133,6 +133,16 @@ fn encoded_runs<'a>(
     flush(&mut run, out);
     out.extend(next.map(|&a| LabelRun::Label(a)));
     true
+}
+
+/// `a < b` for label names, decided by the first byte when it differs (for most pairs
+/// of a label set's names) rather than by a call to `memcmp`.
+#[inline]
+fn name_lt(a: &[u8], b: &[u8]) -> bool {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x != y => x < y,
+        _ => a < b,
+    }
 }
 
 #[cfg(test)]
