@@ -122,10 +122,12 @@ impl Tentative {
 
 /// Series (and fed samples) a spare [`Tentative`]'s buffers may hold: Prometheus sends
 /// 2,000 samples per request by default; a far larger request's buffers are freed.
-const RETAIN_UPDATES: usize = 8192;
+const RETAIN_UPDATES: usize = 4096;
 
-/// Spare [`Tentative`]s kept: one per request in flight is enough.
-const SPARE_TENTATIVES: usize = 64;
+/// Spare [`Tentative`]s kept (about 0.5 MiB each for a request of 2,000 series): enough
+/// for the requests a few cores build at once; a burst of more in flight (up to
+/// `server.max_concurrent_requests`) allocates the rest, and their buffers are freed.
+const SPARE_TENTATIVES: usize = 16;
 
 /// One series' tentative update.
 #[derive(Debug)]
