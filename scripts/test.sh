@@ -11,7 +11,7 @@ export OMEN_E2E_REQUIRE=1
 
 # A shared machine has two cores: CARGO_BUILD_JOBS=1 keeps a build polite.
 # Tests build the release profile without LTO and debug info: linking some 25 test
-# binaries with thin LTO dominated the run. Same optimisation level; benchmarks
+# binaries with LTO dominated the run. Same optimisation level; benchmarks
 # (bench/*.sh) build the full release profile, so running them after this rebuilds.
 export CARGO_PROFILE_RELEASE_LTO="${CARGO_PROFILE_RELEASE_LTO:-false}"
 export CARGO_PROFILE_RELEASE_DEBUG="${CARGO_PROFILE_RELEASE_DEBUG:-0}"

@@ -228,6 +228,15 @@ impl<V: Copy + Default> IdMap<V> {
         }
     }
 
+    /// Removes every key, keeping the buckets allocated.
+    pub fn clear(&mut self) {
+        if self.len > 0 {
+            self.buckets.iter_mut().for_each(|b| b.key = 0);
+        }
+        self.len = 0;
+        self.zero = None;
+    }
+
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: u64) -> Option<V> {
         if key == 0 {

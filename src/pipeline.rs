@@ -282,6 +282,7 @@ impl Pipeline {
         };
         let mut batch = Batch {
             writer: RequestWriter::reuse(buf, capacity),
+            tentative: self.models.tentative(),
             ..Batch::default()
         };
         let mut scratch = self.models.scratch();

@@ -10,7 +10,6 @@ mod kinds;
 mod labels;
 mod store;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,10 +19,10 @@ use store::{Entry, Store};
 
 use crate::config::{ModelsConfig, Outputs};
 use crate::fit::{Fed, FedSeries, Fitter};
-use crate::idhash::{shard_of, BuildIdHasher, ShardOrder, SHARDS};
+use crate::idhash::{shard_of, IdMap, ShardOrder, SHARDS};
 use crate::metrics::Metrics;
 use crate::model::{Model, ModelSettings, Outcome, Params};
-use crate::wire::{Label, RequestWriter, SeriesView, STALE_NAN_BITS};
+use crate::wire::{Label, LabelRun, RequestWriter, SeriesView, STALE_NAN_BITS};
 
 /// Metadata families remembered for counter detection.
 const FAMILY_CAPACITY: usize = 100_000;
@@ -67,22 +66,68 @@ pub struct Models {
     recent: Option<std::sync::Arc<crate::ui::Recent>>,
     /// Imported per-series parameters and start states (`models.import`).
     imports: arc_swap::ArcSwap<Imports>,
+    /// Committed requests' emptied [`Tentative`]s, for [`Models::tentative`].
+    spare: Mutex<Vec<Tentative>>,
 }
 
-/// Updates made while building one request; committed or discarded with it.
-#[derive(Debug, Default)]
+/// Updates made while building one request; committed or discarded with it. Made by
+/// [`Models::tentative`]: a committed request's buffers are reused by a later request.
+#[derive(Default)]
 pub struct Tentative {
     updates: Vec<Update>,
     /// Index into `updates` per key, so a series repeated within a request continues
     /// from its own tentative state.
-    index: HashMap<u64, usize, BuildIdHasher>,
+    index: IdMap<u32>,
     newest_ms: i64,
     derived_samples: u64,
     /// Samples taken by the models, for the fit histories, and the index into `updates`
     /// each belongs to.
     fed: Vec<Fed>,
     fed_update: Vec<u32>,
+    /// The commit's buffers: which updates it applied, the shard order, the fed series.
+    applied: Vec<bool>,
+    order: ShardOrder,
+    fed_series: Vec<FedSeries>,
 }
+
+impl std::fmt::Debug for Tentative {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tentative")
+            .field("updates", &self.updates.len())
+            .field("fed", &self.fed.len())
+            .field("newest_ms", &self.newest_ms)
+            .field("derived_samples", &self.derived_samples)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tentative {
+    /// Empties it for another request, keeping the allocations.
+    fn clear(&mut self) {
+        self.updates.clear();
+        self.index.clear();
+        self.newest_ms = 0;
+        self.derived_samples = 0;
+        self.fed.clear();
+        self.fed_update.clear();
+        self.applied.clear();
+        self.fed_series.clear();
+    }
+
+    /// Whether its buffers are small enough to keep for another request.
+    fn retainable(&self) -> bool {
+        self.updates.capacity() <= RETAIN_UPDATES && self.fed.capacity() <= RETAIN_UPDATES
+    }
+}
+
+/// Series (and fed samples) a spare [`Tentative`]'s buffers may hold: Prometheus sends
+/// 2,000 samples per request by default; a far larger request's buffers are freed.
+const RETAIN_UPDATES: usize = 4096;
+
+/// Spare [`Tentative`]s kept (about 0.5 MiB each for a request of 2,000 series): enough
+/// for the requests a few cores build at once; a burst of more in flight (up to
+/// `server.max_concurrent_requests`) allocates the rest, and their buffers are freed.
+const SPARE_TENTATIVES: usize = 16;
 
 /// One series' tentative update.
 #[derive(Debug)]
@@ -107,6 +152,7 @@ pub struct Scratch {
     settings: Arc<Settings>,
     imports: Arc<Imports>,
     labels: Vec<Label<'static>>,
+    runs: Vec<LabelRun<'static>>,
     score: Vec<(i64, f64)>,
     forecast: Vec<(i64, f64)>,
     lower: Vec<(i64, f64)>,
@@ -128,6 +174,7 @@ impl Models {
             metrics,
             recent: None,
             imports: arc_swap::ArcSwap::from_pointee(Imports::default()),
+            spare: Mutex::new(Vec::new()),
         }
     }
 
@@ -172,12 +219,20 @@ impl Models {
         }
     }
 
+    /// An empty [`Tentative`] for one request, with the buffers of an earlier one if spare
+    /// (growing them anew for every request was a copy of every update made so far).
+    pub fn tentative(&self) -> Tentative {
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        spare.pop().unwrap_or_default()
+    }
+
     /// The scratch for one request's [`Models::derive`] calls.
     pub fn scratch(&self) -> Scratch {
         Scratch {
             settings: self.settings.load_full(),
             imports: self.imports.load_full(),
             labels: Vec::new(),
+            runs: Vec::new(),
             score: Vec::new(),
             forecast: Vec::new(),
             lower: Vec::new(),
@@ -263,8 +318,8 @@ impl Models {
             return;
         };
         let import = scratch.imports.get(key);
-        let slot = match tentative.index.get(&key) {
-            Some(&i) => i,
+        let slot = match tentative.index.get(key) {
+            Some(&i) => i as usize,
             None => {
                 let found = match staged {
                     Some(Staged(found)) => found,
@@ -294,7 +349,9 @@ impl Models {
                     slot: found.map(|(s, _)| s),
                     entry,
                 });
-                tentative.index.insert(key, tentative.updates.len() - 1);
+                tentative
+                    .index
+                    .insert(key, (tentative.updates.len() - 1) as u32);
                 tentative.updates.len() - 1
             }
         };
@@ -359,6 +416,7 @@ impl Models {
         }
         let names = &settings.names;
         let mut labels = recycle(std::mem::take(&mut scratch.labels));
+        let mut runs = recycle(std::mem::take(&mut scratch.runs));
         let o = rule.outputs;
         let outputs = [
             (o.score, &names.score, &*score),
@@ -368,12 +426,20 @@ impl Models {
         ];
         for (on, name, samples) in outputs {
             if on {
-                labels::derived(series.labels, name, &names.label, &mut labels);
-                out.push_series(&labels, samples);
+                labels::derived_runs(
+                    series.labels,
+                    series.encoded_labels,
+                    name,
+                    &names.label,
+                    &mut labels,
+                    &mut runs,
+                );
+                out.push_series_runs(&runs, samples);
                 tentative.derived_samples += samples.len() as u64;
             }
         }
         scratch.labels = recycle(labels);
+        scratch.runs = recycle(runs);
     }
 
     /// Makes a request's tentative updates permanent. A model that another request
@@ -382,12 +448,16 @@ impl Models {
     ///
     /// Updates are applied shard by shard, each shard locked once, with the slots of all of
     /// its updates requested before the first is written, so their cache misses overlap.
-    pub fn commit(&self, tentative: Tentative) {
+    pub fn commit(&self, mut tentative: Tentative) {
         let mut evicted = 0u64;
         let settings = self.settings.load();
         let imports = self.imports.load();
-        let mut applied = vec![false; tentative.updates.len()];
-        let mut order = ShardOrder::default();
+        let (mut applied, mut order, mut fed) = (
+            std::mem::take(&mut tentative.applied),
+            std::mem::take(&mut tentative.order),
+            std::mem::take(&mut tentative.fed_series),
+        );
+        applied.resize(tentative.updates.len(), false);
         order.sort((tentative.updates.iter().enumerate()).map(|(i, u)| (i as u32, u.key)));
         for (shard, run) in order.runs() {
             let mut shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
@@ -430,7 +500,6 @@ impl Models {
             }
         }
         // The committed samples go to the fit histories, one run of a series at a time.
-        let mut fed = Vec::with_capacity(tentative.updates.len());
         let mut start = 0;
         for run in tentative.fed_update.chunk_by(|a, b| a == b) {
             let (i, end) = (run[0] as usize, start + run.len());
@@ -452,6 +521,20 @@ impl Models {
             .inc_by(tentative.derived_samples);
         self.newest_ms
             .fetch_max(tentative.newest_ms, Ordering::Relaxed);
+        (tentative.applied, tentative.order, tentative.fed_series) = (applied, order, fed);
+        self.recycle(tentative);
+    }
+
+    /// Keeps a committed request's [`Tentative`] for a later request.
+    fn recycle(&self, mut tentative: Tentative) {
+        if !tentative.retainable() {
+            return;
+        }
+        tentative.clear();
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < SPARE_TENTATIVES {
+            spare.push(tentative);
+        }
     }
 
     /// Drops models that have been stale for their grace period, by model time (the newest
@@ -538,16 +621,27 @@ fn name_of<'a>(series: &SeriesView<'a, '_>) -> &'a str {
         .unwrap_or("")
 }
 
-/// Reuses a vector's allocation for labels of another lifetime (the in-place collect of
+/// Reuses a vector's allocation for borrows of another lifetime (the in-place collect of
 /// an emptied vector keeps its buffer).
-fn recycle<'x, 'y>(mut v: Vec<Label<'x>>) -> Vec<Label<'y>> {
+fn recycle<T, U: Borrowed>(mut v: Vec<T>) -> Vec<U> {
     v.clear();
-    v.into_iter()
-        .map(|_| Label {
-            name: &[],
-            value: &[],
-        })
-        .collect()
+    v.into_iter().map(|_| U::EMPTY).collect()
+}
+
+/// The scratch vectors' items: borrows with an empty value.
+trait Borrowed {
+    const EMPTY: Self;
+}
+
+impl Borrowed for Label<'_> {
+    const EMPTY: Self = Label {
+        name: &[],
+        value: &[],
+    };
+}
+
+impl Borrowed for LabelRun<'_> {
+    const EMPTY: Self = LabelRun::Encoded(&[]);
 }
 
 fn settings(config: &ModelsConfig) -> Settings {

@@ -13,7 +13,7 @@ pub use scan::{
     canonical_hash, scan, validate, DecodeError, InvalidSeries, Item, Label, Limits, MetadataView,
     Request, SeriesView,
 };
-pub use write::RequestWriter;
+pub use write::{label_field_len, LabelRun, RequestWriter};
 
 /// The stale-marker NaN (`0x7ff0000000000002`); compare bits, never `is_nan`.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;

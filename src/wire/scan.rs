@@ -117,7 +117,13 @@ pub struct SeriesView<'a, 's> {
     pub labels: &'s [Label<'a>],
     /// Canonical hash of the label set: equal label sets hash equal however encoded.
     pub hash: u64,
+    /// The label fields of `raw` when they are contiguous and exactly the canonical
+    /// encoding of `labels` (as Prometheus sends them), so they can be copied as encoded.
+    pub encoded_labels: Option<&'a [u8]>,
     pub samples: u32,
+    /// Where in `raw` the first sample field starts (`raw.len()` without samples), so
+    /// [`SeriesView::samples`] does not pass over the labels again.
+    pub first_sample: usize,
     pub histograms: u32,
     pub exemplars: u32,
     /// A problem found while scanning (too many labels, samples out of order); the
@@ -128,7 +134,8 @@ pub struct SeriesView<'a, 's> {
 impl<'a> SeriesView<'a, '_> {
     /// The float samples as (timestamp ms, value), in wire order.
     pub fn samples(&self) -> impl Iterator<Item = (i64, f64)> + 'a {
-        let mut r = Reader::new(self.raw, self.offset);
+        let from = self.first_sample;
+        let mut r = Reader::new(&self.raw[from..], self.offset + from);
         std::iter::from_fn(move || loop {
             if r.done() {
                 return None;
@@ -224,6 +231,7 @@ impl<'a> Request<'a> {
         let (mut samples, mut histograms, mut exemplars) = (0u32, 0u32, 0u32);
         let mut defect = None;
         let mut last_ts = i64::MIN;
+        let mut first_sample = raw.len();
         // Label fields must be contiguous and canonically encoded for the fast hash.
         let (mut span_start, mut span_end, mut canonical) = (usize::MAX, 0usize, true);
         while !r.done() {
@@ -248,6 +256,7 @@ impl<'a> Request<'a> {
                     }
                 }
                 (2, LEN) => {
+                    first_sample = first_sample.min(field_start);
                     let at = r.base + r.pos;
                     let (ts, _) = parse_sample(Reader::new(r.bytes()?, at))?;
                     if defect.is_none() {
@@ -274,21 +283,26 @@ impl<'a> Request<'a> {
                 (_, wt) => r.skip(wt)?,
             }
         }
-        let hash = if canonical && defect != Some(InvalidSeries::TooManyLabels) {
-            if span_start == usize::MAX {
-                xxhash_rust::xxh3::xxh3_64(&[])
-            } else {
-                xxhash_rust::xxh3::xxh3_64(&raw[span_start..span_end])
-            }
-        } else {
-            canonical_hash(&self.scratch, &mut self.canon)
+        let encoded_labels =
+            (canonical && defect != Some(InvalidSeries::TooManyLabels)).then(|| {
+                if span_start == usize::MAX {
+                    &raw[..0]
+                } else {
+                    &raw[span_start..span_end]
+                }
+            });
+        let hash = match encoded_labels {
+            Some(fields) => xxhash_rust::xxh3::xxh3_64(fields),
+            None => canonical_hash(&self.scratch, &mut self.canon),
         };
         Ok(SeriesView {
             raw,
             offset,
             labels: &self.scratch,
             hash,
+            encoded_labels,
             samples,
+            first_sample,
             histograms,
             exemplars,
             defect,
@@ -320,6 +334,15 @@ pub fn canonical_hash(labels: &[Label<'_>], buf: &mut Vec<u8>) -> u64 {
 /// Parses a Label message; also says whether it is canonically encoded.
 #[inline]
 fn parse_label(m: &[u8], base: usize) -> Result<(Label<'_>, bool), DecodeError> {
+    // The canonical encoding with name and value shorter than 128 bytes (one-byte lengths):
+    // what Prometheus sends, read without the general loop.
+    if let [0x0a, n, rest @ ..] = m {
+        if let Some((name, [0x12, v, value @ ..])) = rest.split_at_checked(usize::from(*n)) {
+            if *n < 0x80 && *v < 0x80 && value.len() == usize::from(*v) {
+                return Ok((Label { name, value }, true));
+            }
+        }
+    }
     let mut r = Reader::new(m, base);
     let (mut name, mut value): (&[u8], &[u8]) = (&[], &[]);
     let mut fields = 0u32;
@@ -346,6 +369,13 @@ fn parse_label(m: &[u8], base: usize) -> Result<(Label<'_>, bool), DecodeError> 
 #[inline]
 fn parse_sample(mut r: Reader<'_>) -> Result<(i64, f64), DecodeError> {
     let (mut ts, mut value) = (0i64, 0f64);
+    // Value then timestamp, as Prometheus encodes them, read without the loop; any field
+    // after them still goes through it.
+    if let Some(&[0x09, v0, v1, v2, v3, v4, v5, v6, v7, 0x10]) = r.buf.get(r.pos..r.pos + 10) {
+        value = f64::from_bits(u64::from_le_bytes([v0, v1, v2, v3, v4, v5, v6, v7]));
+        r.pos += 10;
+        ts = r.varint()? as i64;
+    }
     while !r.done() {
         let (field, wt) = r.key()?;
         match (field, wt) {

@@ -427,3 +427,48 @@ fn canonical_hash_matches_fast_hash() {
     ];
     assert_eq!(canonical_hash(&ls, &mut Vec::new()), got[0].2);
 }
+
+#[test]
+fn scans_other_encodings_like_the_canonical_one() {
+    // Length-delimited field `field` holding `body`.
+    fn field(field: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![field << 3 | 2];
+        crate::wire::proto::put_varint(&mut out, body.len() as u64);
+        out.extend_from_slice(body);
+        out
+    }
+    let sample = |parts: &[&[u8]]| field(2, &parts.concat());
+    let value = [&[0x09u8][..], &1.5f64.to_bits().to_le_bytes()].concat();
+    let ts = [0x10u8, 0xe8, 0x07]; // 1000
+    let unknown = [0x18u8, 0x05]; // field 3, varint 5
+    let long = "n".repeat(130);
+    let series = [
+        // A sample before the labels; a label written value first.
+        sample(&[&value, &ts]),
+        field(1, &[field(1, b"__name__"), field(2, b"up")].concat()),
+        field(1, &[field(2, b"b"), field(1, b"job")].concat()),
+        field(1, &[field(1, long.as_bytes()), field(2, b"v")].concat()),
+        // Timestamp first; an unknown field after value and timestamp; value omitted.
+        sample(&[&[0x10, 0xd0, 0x0f], &value]),
+        sample(&[&value, &[0x10, 0xb8, 0x17], &unknown]),
+        sample(&[&[0x10, 0xa0, 0x1f]]),
+    ]
+    .concat();
+    let body = field(1, &series);
+    let (got, _) = collect(&body).expect("decodes");
+    let labels: Vec<(Vec<u8>, Vec<u8>)> = [("__name__", "up"), ("job", "b"), (&long, "v")]
+        .iter()
+        .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    assert_eq!(got[0].1, labels);
+    let bits = 1.5f64.to_bits();
+    assert_eq!(
+        got[0].3,
+        vec![(1000, bits), (2000, bits), (3000, bits), (4000, 0)]
+    );
+    let mut items = scan(&body, LIMITS);
+    let Ok(Some(Item::Series(s))) = items.next() else {
+        panic!("a series");
+    };
+    assert_eq!(s.encoded_labels, None, "not canonical: a value-first label");
+}

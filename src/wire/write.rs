@@ -4,6 +4,36 @@
 use super::proto::put_varint;
 use super::scan::Label;
 
+/// Labels of a series to write, in order: one label, encoded by the writer, or a run of
+/// label fields already in the canonical encoding (as the scanner's
+/// [`SeriesView::encoded_labels`](super::SeriesView::encoded_labels)), copied as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelRun<'a> {
+    Label(Label<'a>),
+    Encoded(&'a [u8]),
+}
+
+impl LabelRun<'_> {
+    /// Bytes the run takes in a TimeSeries message.
+    fn len(&self) -> usize {
+        match self {
+            LabelRun::Label(l) => label_field_len(l),
+            LabelRun::Encoded(fields) => fields.len(),
+        }
+    }
+}
+
+/// Bytes a label takes in a TimeSeries message, canonically encoded (key and length
+/// included): where the next label starts in an encoded run.
+pub fn label_field_len(l: &Label<'_>) -> usize {
+    field_len(label_len(l))
+}
+
+/// Bytes of a Label message's body (name and value fields).
+fn label_len(l: &Label<'_>) -> usize {
+    field_len(l.name.len()) + field_len(l.value.len())
+}
+
 /// An outgoing `prometheus.WriteRequest` under construction.
 #[derive(Debug, Default)]
 pub struct RequestWriter {
@@ -50,11 +80,21 @@ impl RequestWriter {
     /// Appends a TimeSeries with these labels (already sorted) and float samples
     /// (timestamp ms, value). The encoding is the canonical one Prometheus uses.
     pub fn push_series(&mut self, labels: &[Label<'_>], samples: &[(i64, f64)]) {
-        let label_len = |l: &Label<'_>| field_len(l.name.len()) + field_len(l.value.len());
-        let body: usize = labels
-            .iter()
-            .map(|l| field_len(label_len(l)))
-            .sum::<usize>()
+        self.push(labels.iter().map(|&l| LabelRun::Label(l)), samples);
+    }
+
+    /// [`RequestWriter::push_series`] with the labels given as runs: the same bytes as the
+    /// labels the runs stand for, with encoded runs copied as they are.
+    pub fn push_series_runs(&mut self, labels: &[LabelRun<'_>], samples: &[(i64, f64)]) {
+        self.push(labels.iter().copied(), samples);
+    }
+
+    fn push<'l>(
+        &mut self,
+        labels: impl Iterator<Item = LabelRun<'l>> + Clone,
+        samples: &[(i64, f64)],
+    ) {
+        let body: usize = labels.clone().map(|r| r.len()).sum::<usize>()
             + samples
                 .iter()
                 .map(|&(ts, v)| field_len(sample_body_len(ts, v)))
@@ -68,15 +108,20 @@ impl RequestWriter {
         };
         w.byte(0x0a);
         w.varint(body as u64);
-        for l in labels {
-            w.byte(0x0a);
-            w.varint(label_len(l) as u64);
-            w.byte(0x0a);
-            w.varint(l.name.len() as u64);
-            w.bytes(l.name);
-            w.byte(0x12);
-            w.varint(l.value.len() as u64);
-            w.bytes(l.value);
+        for run in labels {
+            match run {
+                LabelRun::Label(l) => {
+                    w.byte(0x0a);
+                    w.varint(label_len(&l) as u64);
+                    w.byte(0x0a);
+                    w.varint(l.name.len() as u64);
+                    w.bytes(l.name);
+                    w.byte(0x12);
+                    w.varint(l.value.len() as u64);
+                    w.bytes(l.value);
+                }
+                LabelRun::Encoded(fields) => w.bytes(fields),
+            }
         }
         for &(ts, v) in samples {
             w.byte(0x12);
