@@ -3,15 +3,9 @@
 
 use crate::wire::{label_field_len, Label, LabelRun};
 
-/// Builds the derived label set into `out` (cleared first). A label of the original with
-/// the same name as the `for` label is replaced: the derived series must say what it is for.
-pub fn derived<'a>(
-    original: &[Label<'a>],
-    name: &'a [u8],
-    for_label: &'a [u8],
-    out: &mut Vec<Label<'a>>,
-) {
-    out.clear();
+/// The two labels a derived series adds, sorted by name: `__name__` = `name` and
+/// `for_label` = the original's metric name.
+fn added<'a>(original: &[Label<'a>], name: &'a [u8], for_label: &'a [u8]) -> [Label<'a>; 2] {
     let metric = original
         .iter()
         .find(|l| l.name == b"__name__")
@@ -27,6 +21,19 @@ pub fn derived<'a>(
         },
     ];
     added.sort_unstable_by(|a, b| a.name.cmp(b.name));
+    added
+}
+
+/// Builds the derived label set into `out` (cleared first). A label of the original with
+/// the same name as the `for` label is replaced: the derived series must say what it is for.
+pub fn derived<'a>(
+    original: &[Label<'a>],
+    name: &'a [u8],
+    for_label: &'a [u8],
+    out: &mut Vec<Label<'a>>,
+) {
+    out.clear();
+    let added = added(original, name, for_label);
     // Merged into the original labels, which senders keep sorted (Prometheus does): then
     // the result is sorted without sorting it; otherwise it is sorted after.
     let mut next = added.iter().peekable();
@@ -78,21 +85,7 @@ fn encoded_runs<'a>(
     for_label: &'a [u8],
     out: &mut Vec<LabelRun<'a>>,
 ) -> bool {
-    let metric = original
-        .iter()
-        .find(|l| l.name == b"__name__")
-        .map_or(&b""[..], |l| l.value);
-    let mut added = [
-        Label {
-            name: b"__name__",
-            value: name,
-        },
-        Label {
-            name: for_label,
-            value: metric,
-        },
-    ];
-    added.sort_unstable_by(|a, b| a.name.cmp(b.name));
+    let added = added(original, name, for_label);
     let mut next = added.iter().peekable();
     // The pending run of kept original labels, as a range of `encoded`.
     let mut run = 0..0;
