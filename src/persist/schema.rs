@@ -88,12 +88,10 @@ impl SeriesParams {
     /// The first parameter out of range, as `name value: reason`.
     pub fn check(&self) -> Result<(), String> {
         let unit = |name: &str, v: Option<f64>, open_zero: bool| match v {
-            Some(v) if !v.is_finite() || v < 0.0 || v > 1.0 || (open_zero && v == 0.0) => {
-                Err(format!(
-                    "{name} {v} is outside {}",
-                    if open_zero { "(0, 1]" } else { "[0, 1]" }
-                ))
-            }
+            Some(v) if !(0.0..=1.0).contains(&v) || (open_zero && v == 0.0) => Err(format!(
+                "{name} {v} is outside {}",
+                if open_zero { "(0, 1]" } else { "[0, 1]" }
+            )),
             _ => Ok(()),
         };
         unit("alpha", self.alpha, true)?;

@@ -258,7 +258,8 @@ impl Tracks {
             return shard.slots.last_mut().map(|(_, t)| f(t));
         }
         let score = score();
-        if !(score > 1.0) {
+        // NaN is not above anything.
+        if score.partial_cmp(&1.0) != Some(std::cmp::Ordering::Greater) {
             return None;
         }
         let (i, (_, least)) =
@@ -273,7 +274,7 @@ impl Tracks {
                 })?;
         // Only a series more interesting than the least interesting track takes its place
         // (else a stream of mild anomalies would churn out the strong ones).
-        if !(score > least.peak) {
+        if score.partial_cmp(&least.peak) != Some(std::cmp::Ordering::Greater) {
             return None;
         }
         let old = shard.slots[i].0;
