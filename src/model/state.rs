@@ -137,7 +137,7 @@ impl Model {
                 self.last_ts = ts_ms;
                 return Outcome::Warming;
             }
-            return self.restart(params, ts_ms, None);
+            return self.restart(ts_ms, None);
         }
         let dt_s = (ts_ms - self.last_ts) as f64 / 1000.0;
         // A drop is a reset: the counter restarted from zero, so the increase is the new value.
@@ -165,10 +165,10 @@ impl Model {
     }
 
     /// Re-anchors level and trend after a long gap or staleness; keeps scale and profile.
-    fn restart(&mut self, p: &Params, ts_ms: i64, x: Option<f64>) -> Outcome {
-        if let Some(x) = x {
-            let season = self.season_forecast(p, &Phase::of(p, ts_ms));
-            self.level = x - season;
+    /// `level`, when given, is the new sample less the seasonal offset in force.
+    fn restart(&mut self, ts_ms: i64, level: Option<f64>) -> Outcome {
+        if let Some(level) = level {
+            self.level = level;
         }
         self.trend = 0.0;
         self.run = 0;
@@ -234,7 +234,7 @@ impl Model {
         };
         let k = dt / step;
         if was_stale || k > p.gap_reset_steps {
-            return self.restart(p, ts_ms, Some(x));
+            return self.restart(ts_ms, Some(deseasonalised));
         }
         // The typical interval follows the data but a missed scrape moves it only a little.
         self.step = (step + 0.1 * (dt.min(4.0 * step) - step)) as f32;
