@@ -9,6 +9,7 @@ mod imports;
 mod kinds;
 mod labels;
 mod store;
+mod tentative;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,10 +17,12 @@ use std::sync::{Arc, Mutex};
 pub use imports::{Imported, Imports};
 pub use kinds::{is_bucket, FamilyKinds};
 use store::{Entry, Store};
+pub use tentative::Tentative;
+use tentative::{Update, SPARE_TENTATIVES};
 
 use crate::config::{ModelsConfig, Outputs};
 use crate::fit::{Fed, FedSeries, Fitter};
-use crate::idhash::{shard_of, IdMap, ShardOrder, SHARDS};
+use crate::idhash::{shard_of, ShardOrder, SHARDS};
 use crate::metrics::Metrics;
 use crate::model::{Model, ModelSettings, Outcome, Params};
 use crate::wire::{Label, LabelRun, RequestWriter, SeriesView, STALE_NAN_BITS};
@@ -68,77 +71,6 @@ pub struct Models {
     imports: arc_swap::ArcSwap<Imports>,
     /// Committed requests' emptied [`Tentative`]s, for [`Models::tentative`].
     spare: Mutex<Vec<Tentative>>,
-}
-
-/// Updates made while building one request; committed or discarded with it. Made by
-/// [`Models::tentative`]: a committed request's buffers are reused by a later request.
-#[derive(Default)]
-pub struct Tentative {
-    updates: Vec<Update>,
-    /// Index into `updates` per key, so a series repeated within a request continues
-    /// from its own tentative state.
-    index: IdMap<u32>,
-    newest_ms: i64,
-    derived_samples: u64,
-    /// Samples taken by the models, for the fit histories, and the index into `updates`
-    /// each belongs to.
-    fed: Vec<Fed>,
-    fed_update: Vec<u32>,
-    /// The commit's buffers: which updates it applied, the shard order, the fed series.
-    applied: Vec<bool>,
-    order: ShardOrder,
-    fed_series: Vec<FedSeries>,
-}
-
-impl std::fmt::Debug for Tentative {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tentative")
-            .field("updates", &self.updates.len())
-            .field("fed", &self.fed.len())
-            .field("newest_ms", &self.newest_ms)
-            .field("derived_samples", &self.derived_samples)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Tentative {
-    /// Empties it for another request, keeping the allocations.
-    fn clear(&mut self) {
-        self.updates.clear();
-        self.index.clear();
-        self.newest_ms = 0;
-        self.derived_samples = 0;
-        self.fed.clear();
-        self.fed_update.clear();
-        self.applied.clear();
-        self.fed_series.clear();
-    }
-
-    /// Whether its buffers are small enough to keep for another request.
-    fn retainable(&self) -> bool {
-        self.updates.capacity() <= RETAIN_UPDATES && self.fed.capacity() <= RETAIN_UPDATES
-    }
-}
-
-/// Series (and fed samples) a spare [`Tentative`]'s buffers may hold: Prometheus sends
-/// 2,000 samples per request by default; a far larger request's buffers are freed.
-const RETAIN_UPDATES: usize = 4096;
-
-/// Spare [`Tentative`]s kept (about 0.5 MiB each for a request of 2,000 series): enough
-/// for the requests a few cores build at once; a burst of more in flight (up to
-/// `server.max_concurrent_requests`) allocates the rest, and their buffers are freed.
-const SPARE_TENTATIVES: usize = 16;
-
-/// One series' tentative update.
-#[derive(Debug)]
-struct Update {
-    key: u64,
-    /// Last timestamp of the committed model it started from.
-    base: Option<i64>,
-    /// The store slot that model was found in: the commit checks it still holds `key`
-    /// before looking the key up again.
-    slot: Option<u32>,
-    entry: Entry,
 }
 
 /// A series' committed model, looked up by [`Models::stage`] ahead of [`Models::derive`].
