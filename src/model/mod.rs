@@ -17,8 +17,12 @@
 //! applies): once that range has seen 300 samples, a value outside it (by more than 1 % of its
 //! width) that is also off the forecast by half the interval's half-width scores at least 4,
 //! as a far outlier: a new extreme is an anomaly even when the band, widened by earlier noise,
-//! would call it ordinary. Counters are turned into per-second rates (a drop
-//! is a reset). [`Params`] holds what a fitter may estimate; [`Model`] only the online state.
+//! would call it ordinary. Two more rules shape the score only: a raw value repeated exactly 12
+//! times in a row in a series that repeats on fewer than 10 % of samples is *stuck* (a frozen
+//! exporter, a counter that stopped) and scores 4 once, on the 12th repeat; and a surprise (a
+//! score of 2 or more) that comes a day after the previous surprise, give or take 30 minutes,
+//! for the second time in a row or more, is *routine* (a daily job) and scores at most 1.
+//! Counters are turned into per-second rates (a drop is a reset). [`Params`] holds what a fitter may estimate; [`Model`] only the online state.
 //!
 //! How the pipeline uses it:
 //! ```

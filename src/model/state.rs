@@ -9,6 +9,11 @@ const COUNTER: u8 = 1;
 const PRIMED: u8 = 2;
 const STALE: u8 = 4;
 const EMITTED: u8 = 8;
+/// `surprise_min` holds the time of an earlier surprise.
+const SURPRISED: u8 = 16;
+/// Two bits: how many surprises in a row (0..=3) came one fine season after the one before.
+const ROUTINE_SHIFT: u8 = 5;
+const ROUTINE_MASK: u8 = 3 << ROUTINE_SHIFT;
 
 /// How often (in samples) the seasonal unit is checked for lost precision.
 const REFINE_EVERY: u32 = 256;
@@ -23,6 +28,20 @@ const RANGE_MARGIN: f64 = 0.01;
 const RANGE_NEED: f64 = 0.5;
 /// ...and the score it then gets at least: that of a far outlier.
 pub(super) const RANGE_SCORE: f64 = 4.0;
+/// A value repeated exactly this many times in a row (raw value; a counter that stops
+/// increasing) is stuck...
+pub(super) const STUCK_AFTER: u8 = 12;
+/// ...when the series repeated its value on fewer than this fraction of samples before...
+const STUCK_RARE: f64 = 0.1;
+/// ...an exponential mean of repeats at this rate per sample, kept as a u16 fraction.
+const REPEAT_RATE: f64 = 0.01;
+/// A score at least this high is a surprise whose time is remembered...
+const SURPRISE: f64 = 2.0;
+/// ...and one that comes a fine season (a day) after the previous surprise, give or take this
+/// fraction of the season (30 minutes of a day), is a recurrence. From the second recurrence
+/// in a row on, the surprise is routine (a daily job) and scores at most 1.
+const ROUTINE_TOLERANCE: i64 = 48;
+const ROUTINE_AFTER: u8 = 2;
 
 /// The online state of one series. `Copy`, fixed size, no heap: the pipeline copies it,
 /// updates the copy tentatively and writes it back when the downstream write commits.
@@ -32,7 +51,7 @@ pub struct Model {
     last_ts: i64,
     /// Smoothed level (deseasonalised), in value units (per-second rate for counters).
     level: f64,
-    /// Counters: the previous raw counter value.
+    /// The previous raw value (for counters, the previous counter value).
     prev_raw: f64,
     /// Damped trend, value units per ms.
     trend: f32,
@@ -54,6 +73,13 @@ pub struct Model {
     range_low: f32,
     range_high: f32,
     range_seen: u16,
+    /// The time (minutes since the epoch, wrapping) of the last surprise, if `SURPRISED`.
+    surprise_min: u32,
+    /// Exponential mean of samples that repeated the previous raw value, as a fraction of
+    /// `u16::MAX`, not counting the current run of repeats.
+    repeats: u16,
+    /// The current run of exact repeats of the raw value (saturating).
+    same: u8,
     /// Samples modeled (saturating).
     seen: u32,
     /// Consecutive outside-the-band errors: positive above, negative below.
@@ -79,6 +105,9 @@ impl Model {
             range_low: f32::INFINITY,
             range_high: f32::NEG_INFINITY,
             range_seen: 0,
+            surprise_min: 0,
+            repeats: 0,
+            same: 0,
             seen: 0,
             run: 0,
             flags: if kind == Kind::Counter { COUNTER } else { 0 },
@@ -125,8 +154,10 @@ impl Model {
         }
         let was_stale = self.is_stale();
         self.flags &= !STALE;
+        let stuck = self.note_repeat(value);
         if self.flags & COUNTER == 0 {
-            return self.observe(params, ts_ms, value, was_stale);
+            self.prev_raw = value;
+            return self.observe(params, ts_ms, value, was_stale, stuck);
         }
         // Counters: the first sample (and the first after staleness, when the target has
         // likely restarted) only primes the previous value.
@@ -147,7 +178,50 @@ impl Model {
             value
         };
         self.prev_raw = value;
-        self.observe(params, ts_ms, increase / dt_s, false)
+        self.observe(params, ts_ms, increase / dt_s, false, stuck)
+    }
+
+    /// Counts exact repeats of the raw value (for a counter: no increase). True on the
+    /// `STUCK_AFTER`-th repeat in a row of a series that rarely repeats: a stuck value (a
+    /// frozen exporter, a counter that stopped). The mean leaves the current run out until it
+    /// ends, so a long run does not teach the series that it repeats before it is scored.
+    fn note_repeat(&mut self, value: f64) -> bool {
+        if self.seen > 0 && value == self.prev_raw {
+            self.same = self.same.saturating_add(1);
+            return self.same == STUCK_AFTER
+                && (self.repeats as f64) < STUCK_RARE * u16::MAX as f64;
+        }
+        let mut rate = self.repeats as f64 / u16::MAX as f64;
+        if self.same > 0 {
+            let run = self.same.min(STUCK_AFTER) as i32;
+            rate = 1.0 - (1.0 - rate) * (1.0 - REPEAT_RATE).powi(run);
+            self.same = 0;
+        }
+        rate *= 1.0 - REPEAT_RATE;
+        self.repeats = (rate * u16::MAX as f64).round() as u16;
+        false
+    }
+
+    /// Remembers a surprise (a score of at least `SURPRISE`) and says whether it is routine:
+    /// the latest of at least `ROUTINE_AFTER` surprises in a row, each a fine season (a day)
+    /// after the one before, within `1 / ROUTINE_TOLERANCE` of it.
+    fn routine(&mut self, p: &Params, ts_ms: i64, score: f64) -> bool {
+        if score < SURPRISE || p.season_fine_ms <= 0 {
+            return false;
+        }
+        let now = ts_ms.div_euclid(60_000) as u32;
+        let mut streak = (self.flags & ROUTINE_MASK) >> ROUTINE_SHIFT;
+        let since_ms = now.wrapping_sub(self.surprise_min) as i64 * 60_000;
+        if self.flags & SURPRISED != 0
+            && (since_ms - p.season_fine_ms).abs() <= p.season_fine_ms / ROUTINE_TOLERANCE
+        {
+            streak = (streak + 1).min(3);
+        } else {
+            streak = 0;
+        }
+        self.flags = (self.flags & !ROUTINE_MASK) | (streak << ROUTINE_SHIFT) | SURPRISED;
+        self.surprise_min = now;
+        streak >= ROUTINE_AFTER
     }
 
     fn mark_stale(&mut self, ts_ms: i64) -> Outcome {
@@ -210,7 +284,7 @@ impl Model {
         self.range_seen = self.range_seen.saturating_add(1).min(RANGE_AFTER);
     }
 
-    fn observe(&mut self, p: &Params, ts_ms: i64, x: f64, was_stale: bool) -> Outcome {
+    fn observe(&mut self, p: &Params, ts_ms: i64, x: f64, was_stale: bool, stuck: bool) -> Outcome {
         let ph = Phase::of(p, ts_ms);
         let season = self.profile.value(&ph);
         let gate_open = !p.season_gate || self.err_season < self.err_plain;
@@ -273,6 +347,14 @@ impl Model {
         // off the forecast (a series trending along its forecast sets records unscored).
         if extreme && score >= RANGE_NEED {
             score = score.max(RANGE_SCORE);
+        }
+        // A value that stopped moving in a series that rarely repeats is as surprising.
+        if stuck && self.range_seen >= RANGE_AFTER {
+            score = score.max(RANGE_SCORE);
+        }
+        // A surprise at the same time of day, day after day, is a routine job, not an anomaly.
+        if self.routine(p, ts_ms, score) {
+            score = score.min(1.0);
         }
 
         // Robust learning: clip the error, unless the same-side run says the level moved.

@@ -38,9 +38,10 @@ fn series(n: i64, f: impl Fn(i64) -> f64) -> Vec<(i64, f64)> {
 fn state_is_small_and_copy() {
     fn is_copy<T: Copy>() {}
     is_copy::<Model>();
-    // The aim was 128 bytes; the range of values seen (two f32 and a count) costs 8.
+    // The aim was 128 bytes; the range of values seen (two f32 and a count) costs 8,
+    // the repeats and the time of the last surprise 8 more.
     assert!(
-        std::mem::size_of::<Model>() <= 136,
+        std::mem::size_of::<Model>() <= 144,
         "{} bytes",
         std::mem::size_of::<Model>()
     );
@@ -488,4 +489,102 @@ fn the_range_is_of_the_deseasonalised_value() {
     let after = f64::from(m.to_record().range_high);
     assert!(after > raw_high, "range top {after}, raw {raw_high}");
     assert!(s >= state::RANGE_SCORE, "score {s}");
+}
+
+#[test]
+fn a_value_that_stops_moving_is_stuck() {
+    let p = Params::default();
+    let k = state::STUCK_AFTER as i64;
+    // (case, kind, samples, first frozen sample, the frozen samples floored at the far-outlier
+    // score, as offsets from the first)
+    let frozen =
+        |n: i64, f: fn(i64) -> f64| series(n + 30, move |i| if i >= n { f(n) } else { f(i) });
+    let gauge: fn(i64) -> f64 = |i| 100.0 + noise(i);
+    // A gauge that repeats every value once (scraped twice as often as it is updated).
+    let coarse: fn(i64) -> f64 = |i| 100.0 + noise(i / 2);
+    // A counter with a varying increase per scrape, which then stops increasing.
+    let counter: fn(i64) -> f64 = |i| (0..=i).map(|j| 5.0 + noise(j)).sum();
+    let cases: Vec<(&str, Kind, Vec<(i64, f64)>, i64, Vec<i64>)> = vec![
+        // Only the k-th repeat: once, not on every stuck sample.
+        (
+            "frozen gauge",
+            Kind::Gauge,
+            frozen(400, gauge),
+            400,
+            vec![k],
+        ),
+        ("young series", Kind::Gauge, frozen(200, gauge), 200, vec![]),
+        (
+            "a series that repeats anyway",
+            Kind::Gauge,
+            frozen(400, coarse),
+            400,
+            vec![],
+        ),
+        // A rate of zero is a new low at once; the k-th repeat is stuck as well.
+        (
+            "stopped counter",
+            Kind::Counter,
+            frozen(400, counter),
+            400,
+            vec![1, k],
+        ),
+    ];
+    for (case, kind, samples, from, want) in cases {
+        let scores: Vec<f64> = run(&p, kind, &samples)
+            .iter()
+            .map(|o| score(o).unwrap_or(0.0))
+            .collect();
+        let floored: Vec<i64> = (from..samples.len() as i64)
+            .filter(|&i| scores[i as usize] >= state::RANGE_SCORE)
+            .map(|i| i - from)
+            .collect();
+        assert_eq!(floored, want, "{case}: {:?}", &scores[from as usize..]);
+    }
+}
+
+#[test]
+fn a_surprise_at_the_same_time_every_day_becomes_routine() {
+    let day = 24 * 60 * MIN;
+    let days = 8;
+    // A calm gauge with a spike once a day; `at(d)` is the spike's time on day `d` (ms).
+    let spikes = |at: &dyn Fn(i64) -> i64| -> Vec<f64> {
+        let p = Params::default();
+        let times: Vec<i64> = (2..days).map(|d| d * day + at(d)).collect();
+        let mut m = Model::new(Kind::Gauge);
+        let mut out = Vec::new();
+        for i in 0..days * day / STEP {
+            let ts = i * STEP;
+            let spike = times.iter().any(|&t| (t - ts).abs() < STEP / 2);
+            let s = score(&m.update(&p, ts, if spike { 150.0 } else { 100.0 + noise(i) }));
+            if spike {
+                out.push(s.unwrap());
+            }
+        }
+        out
+    };
+    // 03:00, give or take ten minutes: the first two spikes are surprises, the rest routine.
+    let cron = spikes(&|d| 3 * 60 * MIN + (d % 3 - 1) * 10 * MIN);
+    assert!(cron[..2].iter().all(|&s| s > 2.0), "{cron:?}");
+    assert!(cron[2..].iter().all(|&s| s <= 1.0), "{cron:?}");
+    // Two hours later each day: never a recurrence.
+    let drifting = spikes(&|d| d * 2 * 60 * MIN);
+    assert!(drifting.iter().all(|&s| s > 2.0), "{drifting:?}");
+    // Without a daily season there is no time of day to recur at.
+    let p = Params::new(&ModelSettings {
+        seasonality: SeasonSpec::None,
+        ..ModelSettings::default()
+    });
+    let mut m = Model::new(Kind::Gauge);
+    let mut none = Vec::new();
+    for i in 0..days * day / STEP {
+        let spike = i % (day / STEP) == 36 && i >= 2 * day / STEP;
+        let v = if spike { 150.0 } else { 100.0 + noise(i) };
+        let s = score(&m.update(&p, i * STEP, v));
+        if spike {
+            none.push(s.unwrap());
+        }
+    }
+    assert_eq!(none.len(), (days - 2) as usize);
+    assert!(none.iter().all(|&s| s > 2.0), "{none:?}");
 }

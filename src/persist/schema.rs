@@ -19,16 +19,20 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::model::{Kind, Model, ModelRecord, Params, COARSE_BUCKETS, FINE_BUCKETS};
 
-/// The schema version this omen writes. It also reads version 2 (the learning core's files
-/// and snapshots of earlier omens): those lack the range columns, so their models start
-/// with an empty range.
-pub const SCHEMA_VERSION: u32 = 3;
+/// The schema version this omen writes. It also reads versions 2 (the learning core's files
+/// and snapshots of earlier omens), which lacks the range columns, so its models start with
+/// an empty range, and 3, which lacks the repeat and surprise columns, so its models start
+/// with no repeats and no surprise remembered.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest schema version this omen reads.
 const OLDEST_VERSION: u32 = 2;
 
 /// Columns of a version-2 file: every column of [`schema`] but the range ones at the end.
 const V2_COLUMNS: usize = 26;
+
+/// Columns of a version-3 file: every column of [`schema`] but the repeat and surprise ones.
+const V3_COLUMNS: usize = 29;
 
 /// Metadata key carrying the version.
 pub const VERSION_KEY: &str = "omen.schema_version";
@@ -175,6 +179,10 @@ pub fn schema() -> SchemaRef {
         Field::new("range_low", DataType::Float32, false),
         Field::new("range_high", DataType::Float32, false),
         Field::new("range_seen", DataType::UInt16, false),
+        // Version 4: the time of the last surprise and the repeats of the raw value.
+        Field::new("surprise_min", DataType::UInt32, false),
+        Field::new("repeats", DataType::UInt16, false),
+        Field::new("same", DataType::UInt8, false),
     ];
     let meta = HashMap::from([
         (VERSION_KEY.to_string(), SCHEMA_VERSION.to_string()),
@@ -258,6 +266,9 @@ pub fn to_batch(rows: &[Row]) -> Result<RecordBatch, arrow_schema::ArrowError> {
         col!(Float32Array, |r| r.state.range_low),
         col!(Float32Array, |r| r.state.range_high),
         col!(UInt16Array, |r| r.state.range_seen),
+        col!(UInt32Array, |r| r.state.surprise_min),
+        col!(UInt16Array, |r| r.state.repeats),
+        col!(UInt8Array, |r| r.state.same),
     ];
     RecordBatch::try_new(schema(), columns)
 }
@@ -293,10 +304,10 @@ pub fn check(found: &Schema) -> Result<(), String> {
         ));
     }
     let want = schema();
-    let columns = if v == 2 {
-        V2_COLUMNS
-    } else {
-        want.fields().len()
+    let columns = match v {
+        2 => V2_COLUMNS,
+        3 => V3_COLUMNS,
+        _ => want.fields().len(),
     };
     if found.fields().len() != columns {
         return Err(format!(
@@ -359,6 +370,14 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Row>, String> {
             c(28).as_primitive::<UInt16Type>(),
         )
     });
+    // Version 3 files have no repeats or surprise: their models start without them.
+    let recall = (batch.num_columns() > V3_COLUMNS).then(|| {
+        (
+            c(29).as_primitive::<UInt32Type>(),
+            c(30).as_primitive::<UInt16Type>(),
+            c(31).as_primitive::<UInt8Type>(),
+        )
+    });
     let empty = Model::new(Kind::Gauge).to_record();
     let fine_values = fine.values().as_primitive::<Int16Type>();
     let coarse_values = coarse.values().as_primitive::<Int16Type>();
@@ -386,6 +405,9 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Row>, String> {
                 range_low: range.map_or(empty.range_low, |r| r.0.value(i)),
                 range_high: range.map_or(empty.range_high, |r| r.1.value(i)),
                 range_seen: range.map_or(empty.range_seen, |r| r.2.value(i)),
+                surprise_min: recall.map_or(empty.surprise_min, |r| r.0.value(i)),
+                repeats: recall.map_or(empty.repeats, |r| r.1.value(i)),
+                same: recall.map_or(empty.same, |r| r.2.value(i)),
                 seen: seen.value(i),
                 run: run.value(i),
                 flags: flags.value(i),

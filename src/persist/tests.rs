@@ -500,15 +500,18 @@ fn history_export_writes_the_learning_core_schema() {
 }
 
 #[test]
-fn version_2_files_are_read_with_an_empty_range_and_version_1_is_refused() {
+fn older_versions_are_read_with_empty_new_fields_and_version_1_is_refused() {
     let params = Params::default();
     let mut m = Model::new(Kind::Gauge);
-    for i in 0..400i64 {
-        m.update(
-            &params,
-            1_700_000_000_000 + i * 60_000,
-            10.0 + (i % 7) as f64,
-        );
+    for i in 0..2000i64 {
+        // Repeats now and then, and a spike each day at noon: every v4 field is set.
+        let v = if i % 1440 == 720 {
+            90.0
+        } else {
+            10.0 + (i % 7) as f64
+        };
+        m.update(&params, 1_700_000_000_000 + i * 60_000, v);
+        m.update(&params, 1_700_000_000_000 + i * 60_000 + 30_000, v);
     }
     let row = Row {
         key: 7,
@@ -516,30 +519,43 @@ fn version_2_files_are_read_with_an_empty_range_and_version_1_is_refused() {
         state: m.to_record(),
         params: Default::default(),
     };
-    let v3 = schema::to_batch(&[row]).unwrap();
-    assert_eq!(v3.num_columns(), 29);
-    let v2_schema = |version: &str| {
+    assert_ne!(row.state.range_seen, 0, "the original has a range");
+    assert_ne!(row.state.repeats, 0, "the original has repeats");
+    assert_ne!(row.state.surprise_min, 0, "the original has a surprise");
+    let v4 = schema::to_batch(&[row]).unwrap();
+    assert_eq!(v4.num_columns(), 32);
+    let older = |version: &str, columns: usize| {
         Arc::new(Schema::new_with_metadata(
-            v3.schema().fields()[..26].to_vec(),
+            v4.schema().fields()[..columns].to_vec(),
             HashMap::from([(schema::VERSION_KEY.to_string(), version.to_string())]),
         ))
     };
-    let v2 = RecordBatch::try_new(v2_schema("2"), v3.columns()[..26].to_vec()).unwrap();
-    schema::check(&v2.schema()).unwrap();
-    let back = schema::from_batch(&v2).unwrap();
     let empty = Model::new(Kind::Gauge).to_record();
+    let read = |version: &str, columns: usize| {
+        let batch = RecordBatch::try_new(older(version, columns), v4.columns()[..columns].to_vec())
+            .unwrap();
+        schema::check(&batch.schema()).unwrap();
+        schema::from_batch(&batch).unwrap()
+    };
+    // Version 3: no repeats and no surprise.
     let mut want = row;
+    (want.state.surprise_min, want.state.repeats, want.state.same) =
+        (empty.surprise_min, empty.repeats, empty.same);
+    assert_eq!(read("3", 29), vec![want]);
+    // Version 2: no range either.
     (
         want.state.range_low,
         want.state.range_high,
         want.state.range_seen,
     ) = (empty.range_low, empty.range_high, empty.range_seen);
-    assert_eq!(back, vec![want]);
-    assert_ne!(row.state.range_seen, 0, "the original had a range");
-    // A version 3 file must have the range columns; version 1 is too old.
-    let short_v3 = v2_schema(&schema::SCHEMA_VERSION.to_string());
-    assert!(schema::check(&short_v3).unwrap_err().contains("26 columns"));
-    assert!(schema::check(&v2_schema("1"))
+    assert_eq!(read("2", 26), vec![want]);
+    // The current version must have every column; version 1 is too old.
+    let short = older(&schema::SCHEMA_VERSION.to_string(), 29);
+    assert!(schema::check(&short).unwrap_err().contains("29 columns"));
+    assert!(schema::check(&older("3", 26))
+        .unwrap_err()
+        .contains("26 columns"));
+    assert!(schema::check(&older("1", 26))
         .unwrap_err()
         .contains("old schema version 1"));
 }
