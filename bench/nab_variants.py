@@ -12,7 +12,8 @@ IN is `OUTDIR/results` of `bench/nab.sh OUTDIR` at some commit; the README names
                                                       familiarity, score_record)
   with the raw-value range    git checkout ebda849   (recent_tier, jump_record, forecast_range,
                                                       refractory)
-  with the deseasonalised range (current)            (stuck)
+  with the deseasonalised range, before the stuck and routine rules were built
+                                     git checkout fd184a8 (stuck, routine)
 
 Variants and their arguments (all scores floored at `floor` where a rule fires):
   range MARGIN FLOOR AFTER NEED [UP DOWN]   value outside the range of earlier values by
@@ -31,8 +32,13 @@ Variants and their arguments (all scores floored at `floor` where a rule fires):
   stuck K PMAX RATE [EVERY]                 K exact repeats of a value in a series whose repeat
                                             rate (EMA at RATE) was below PMAX: floor 4, once
                                             (EVERY 1: on every further repeat too)
+  routine T TOL DAYS S                      a score >= T that comes 1..DAYS days after the
+                                            previous one >= T, within TOL minutes of a whole
+                                            day, for the S-th time in a row or more: capped
+                                            at 1 (rows need ISO-8601 timestamps)
 """
 import csv
+import datetime
 import os
 import sys
 
@@ -63,6 +69,7 @@ def transform(rows, variant, a):
     rng, recent = Range(), Range()
     n, last_hit, best, jump_max, prev = 0, -(10**9), 0.0, 0.0, None
     counts, run, rep, rep_before = {}, 0, 0.0, 0.0
+    surprise, streak = None, 0
     for r in rows:
         v = float(r["value"])
         s = num(r, "anomaly_score") or 0.0
@@ -149,6 +156,18 @@ def transform(rows, variant, a):
             if n >= 300 and (run == k or (every and run > k)) and rep_before < pmax:
                 s = max(s, 4)
             prev = v
+        elif variant == "routine":
+            t, tol, days, need = a
+            if s >= t:
+                stamp = datetime.datetime.fromisoformat(r["timestamp"][:19])
+                minute = int(stamp.replace(tzinfo=datetime.timezone.utc).timestamp() // 60)
+                if surprise is not None:
+                    d = minute - surprise
+                    k = round(d / 1440)
+                    streak = streak + 1 if 1 <= k <= days and abs(d - k * 1440) <= tol else 0
+                    if streak >= need:
+                        s = min(s, 1.0)
+                surprise = minute
         else:
             sys.exit(f"nab_variants: unknown variant {variant!r}")
         n += 1

@@ -31,10 +31,12 @@ pub(super) const RANGE_SCORE: f64 = 4.0;
 /// A value repeated exactly this many times in a row (raw value; a counter that stops
 /// increasing) is stuck...
 pub(super) const STUCK_AFTER: u8 = 12;
-/// ...when the series repeated its value on fewer than this fraction of samples before...
-const STUCK_RARE: f64 = 0.1;
-/// ...an exponential mean of repeats at this rate per sample, kept as a u16 fraction.
-const REPEAT_RATE: f64 = 0.01;
+/// ...when the series repeated its value on fewer than this fraction of samples before
+/// (as a fraction of `u16::MAX`: 10 %)...
+const STUCK_RARE: u16 = u16::MAX / 10;
+/// ...an exponential mean of repeats over about this many samples (a rate of 1 / 100 per
+/// sample), kept as a fraction of `u16::MAX`.
+const REPEAT_SPAN: u16 = 100;
 /// A score at least this high is a surprise whose time is remembered...
 const SURPRISE: f64 = 2.0;
 /// ...and one that comes a fine season (a day) after the previous surprise, give or take this
@@ -188,17 +190,18 @@ impl Model {
     fn note_repeat(&mut self, value: f64) -> bool {
         if self.seen > 0 && value == self.prev_raw {
             self.same = self.same.saturating_add(1);
-            return self.same == STUCK_AFTER
-                && (self.repeats as f64) < STUCK_RARE * u16::MAX as f64;
+            return self.same == STUCK_AFTER && self.repeats < STUCK_RARE;
         }
-        let mut rate = self.repeats as f64 / u16::MAX as f64;
         if self.same > 0 {
-            let run = self.same.min(STUCK_AFTER) as i32;
-            rate = 1.0 - (1.0 - rate) * (1.0 - REPEAT_RATE).powi(run);
+            // The run that just ended: each repeat moves the mean 1 / REPEAT_SPAN towards 1.
+            let keep = (1.0 - 1.0 / REPEAT_SPAN as f64).powi(self.same.min(STUCK_AFTER) as i32);
+            let rest = (u16::MAX - self.repeats) as f64 * keep;
+            self.repeats = u16::MAX - rest.round() as u16;
             self.same = 0;
         }
-        rate *= 1.0 - REPEAT_RATE;
-        self.repeats = (rate * u16::MAX as f64).round() as u16;
+        // This sample, not a repeat, moves it towards 0 (integer steps, rounded up, so it
+        // reaches 0).
+        self.repeats -= self.repeats.div_ceil(REPEAT_SPAN);
         false
     }
 
