@@ -19,9 +19,10 @@
 //! as a far outlier: a new extreme is an anomaly even when the band, widened by earlier noise,
 //! would call it ordinary. Two more rules shape the score only: a raw value repeated exactly 12
 //! times in a row in a series that repeats on fewer than 10 % of samples is *stuck* (a frozen
-//! exporter, a counter that stopped) and scores 4 once, on the 12th repeat; and a surprise (a
-//! score of 2 or more) that comes a day after the previous surprise, give or take 30 minutes,
-//! for the second time in a row or more, is *routine* (a daily job) and scores at most 1.
+//! exporter, a counter that stopped) and scores 4 once, on the 12th repeat; and surprises (scores
+//! of 2 or more) within 30 minutes of the first are one episode, and an episode that starts a
+//! day after the previous one, give or take 30 minutes, for the second time in a row or more,
+//! is *routine* (a daily job): its surprises score at most 1.
 //! Counters are turned into per-second rates (a drop is a reset). [`Params`] holds what a fitter may estimate; [`Model`] only the online state.
 //!
 //! How the pipeline uses it:

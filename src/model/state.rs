@@ -37,11 +37,13 @@ const STUCK_RARE: u16 = u16::MAX / 10;
 /// ...an exponential mean of repeats over about this many samples (a rate of 1 / 100 per
 /// sample), kept as a fraction of `u16::MAX`.
 const REPEAT_SPAN: u16 = 100;
-/// A score at least this high is a surprise whose time is remembered...
+/// A score at least this high is a surprise. Surprises within 1 / `ROUTINE_TOLERANCE` of the
+/// fine season (30 minutes of a day) of the first are one episode (a job that runs for some
+/// minutes); the episode's start is remembered...
 const SURPRISE: f64 = 2.0;
-/// ...and one that comes a fine season (a day) after the previous surprise, give or take this
-/// fraction of the season (30 minutes of a day), is a recurrence. From the second recurrence
-/// in a row on, the surprise is routine (a daily job) and scores at most 1.
+/// ...and an episode that starts a fine season (a day) after the previous one, give or take
+/// the same tolerance, is a recurrence. From the second recurrence in a row on, the episode is
+/// routine (a daily job): its surprises score at most 1.
 const ROUTINE_TOLERANCE: i64 = 48;
 const ROUTINE_AFTER: u8 = 2;
 
@@ -75,7 +77,8 @@ pub struct Model {
     range_low: f32,
     range_high: f32,
     range_seen: u16,
-    /// The time (minutes since the epoch, wrapping) of the last surprise, if `SURPRISED`.
+    /// The start (minutes since the epoch, wrapping) of the last episode of surprises, if
+    /// `SURPRISED`.
     surprise_min: u32,
     /// Exponential mean of samples that repeated the previous raw value, as a fraction of
     /// `u16::MAX`, not counting the current run of repeats.
@@ -205,9 +208,10 @@ impl Model {
         false
     }
 
-    /// Remembers a surprise (a score of at least `SURPRISE`) and says whether it is routine:
-    /// the latest of at least `ROUTINE_AFTER` surprises in a row, each a fine season (a day)
-    /// after the one before, within `1 / ROUTINE_TOLERANCE` of it.
+    /// Takes a surprise (a score of at least `SURPRISE`) into its episode and says whether
+    /// the episode is routine: the latest of at least `ROUTINE_AFTER` episodes in a row, each
+    /// starting a fine season (a day) after the one before, within `1 / ROUTINE_TOLERANCE`
+    /// of the season.
     fn routine(&mut self, p: &Params, ts_ms: i64, score: f64) -> bool {
         if score < SURPRISE || p.season_fine_ms <= 0 {
             return false;
@@ -215,9 +219,12 @@ impl Model {
         let now = ts_ms.div_euclid(60_000) as u32;
         let mut streak = (self.flags & ROUTINE_MASK) >> ROUTINE_SHIFT;
         let since_ms = now.wrapping_sub(self.surprise_min) as i64 * 60_000;
-        if self.flags & SURPRISED != 0
-            && (since_ms - p.season_fine_ms).abs() <= p.season_fine_ms / ROUTINE_TOLERANCE
-        {
+        let tolerance = p.season_fine_ms / ROUTINE_TOLERANCE;
+        let surprised = self.flags & SURPRISED != 0;
+        if surprised && since_ms <= tolerance {
+            return streak >= ROUTINE_AFTER;
+        }
+        if surprised && (since_ms - p.season_fine_ms).abs() <= tolerance {
             streak = (streak + 1).min(3);
         } else {
             streak = 0;

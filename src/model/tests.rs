@@ -547,44 +547,49 @@ fn a_value_that_stops_moving_is_stuck() {
 fn a_surprise_at_the_same_time_every_day_becomes_routine() {
     let day = 24 * 60 * MIN;
     let days = 8;
-    // A calm gauge with a spike once a day; `at(d)` is the spike's time on day `d` (ms).
-    let spikes = |at: &dyn Fn(i64) -> i64| -> Vec<f64> {
-        let p = Params::default();
-        let times: Vec<i64> = (2..days).map(|d| d * day + at(d)).collect();
+    // A calm gauge with a burst once a day from day 2 on: `burst` from `at(d)` on day `d`;
+    // the scores of each day's burst.
+    let bursts = |p: &Params, at: &dyn Fn(i64) -> i64, burst: &[f64]| -> Vec<Vec<f64>> {
         let mut m = Model::new(Kind::Gauge);
-        let mut out = Vec::new();
+        let mut out = vec![Vec::new(); days as usize];
         for i in 0..days * day / STEP {
             let ts = i * STEP;
-            let spike = times.iter().any(|&t| (t - ts).abs() < STEP / 2);
-            let s = score(&m.update(&p, ts, if spike { 150.0 } else { 100.0 + noise(i) }));
-            if spike {
-                out.push(s.unwrap());
+            let (d, into) = (ts / day, (ts % day - at(ts / day)) / STEP);
+            let v = match burst.get(into as usize) {
+                Some(&b) if d >= 2 && into >= 0 => b,
+                _ => 100.0 + noise(i),
+            };
+            let s = score(&m.update(p, ts, v)).unwrap_or(0.0);
+            if d >= 2 && (0..burst.len() as i64).contains(&into) {
+                out[d as usize].push(s);
             }
         }
-        out
+        out.split_off(2)
     };
+    let max = |scores: &[f64]| scores.iter().cloned().fold(0.0, f64::max);
+    let p = Params::default();
+    let spike = [150.0];
     // 03:00, give or take ten minutes: the first two spikes are surprises, the rest routine.
-    let cron = spikes(&|d| 3 * 60 * MIN + (d % 3 - 1) * 10 * MIN);
-    assert!(cron[..2].iter().all(|&s| s > 2.0), "{cron:?}");
-    assert!(cron[2..].iter().all(|&s| s <= 1.0), "{cron:?}");
+    let cron = bursts(&p, &|d| 3 * 60 * MIN + (d % 3 - 1) * 10 * MIN, &spike);
+    assert!(cron[..2].iter().all(|b| max(b) > 2.0), "{cron:?}");
+    assert!(cron[2..].iter().all(|b| max(b) <= 1.0), "{cron:?}");
+    // A job of several samples, each a surprise: one episode a day, routine from the third.
+    let job = [150.0, 190.0, 230.0, 150.0];
+    let cron = bursts(&p, &|_| 3 * 60 * MIN, &job);
+    assert!(
+        cron[0].iter().filter(|&&s| s > 2.0).count() >= 2,
+        "{cron:?}"
+    );
+    assert!(cron[..2].iter().all(|b| max(b) > 2.0), "{cron:?}");
+    assert!(cron[2..].iter().all(|b| max(b) < 2.0), "{cron:?}");
     // Two hours later each day: never a recurrence.
-    let drifting = spikes(&|d| d * 2 * 60 * MIN);
-    assert!(drifting.iter().all(|&s| s > 2.0), "{drifting:?}");
+    let drifting = bursts(&p, &|d| d * 2 * 60 * MIN, &spike);
+    assert!(drifting.iter().all(|b| max(b) > 2.0), "{drifting:?}");
     // Without a daily season there is no time of day to recur at.
-    let p = Params::new(&ModelSettings {
+    let none = Params::new(&ModelSettings {
         seasonality: SeasonSpec::None,
         ..ModelSettings::default()
     });
-    let mut m = Model::new(Kind::Gauge);
-    let mut none = Vec::new();
-    for i in 0..days * day / STEP {
-        let spike = i % (day / STEP) == 36 && i >= 2 * day / STEP;
-        let v = if spike { 150.0 } else { 100.0 + noise(i) };
-        let s = score(&m.update(&p, i * STEP, v));
-        if spike {
-            none.push(s.unwrap());
-        }
-    }
-    assert_eq!(none.len(), (days - 2) as usize);
-    assert!(none.iter().all(|&s| s > 2.0), "{none:?}");
+    let flat = bursts(&none, &|_| 3 * 60 * MIN, &spike);
+    assert!(flat.iter().all(|b| max(b) > 2.0), "{flat:?}");
 }
