@@ -9,9 +9,9 @@ const COUNTER: u8 = 1;
 const PRIMED: u8 = 2;
 const STALE: u8 = 4;
 const EMITTED: u8 = 8;
-/// `surprise_min` holds the time of an earlier surprise.
+/// `surprise_min` holds the start of an earlier episode of surprises.
 const SURPRISED: u8 = 16;
-/// Two bits: how many surprises in a row (0..=3) came one fine season after the one before.
+/// Two bits: how many episodes in a row (0..=3) started one fine season after the one before.
 const ROUTINE_SHIFT: u8 = 5;
 const ROUTINE_MASK: u8 = 3 << ROUTINE_SHIFT;
 
