@@ -139,6 +139,7 @@ fn name_lt(a: &[u8], b: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // table-driven
 mod tests {
     use super::*;
 

@@ -1,5 +1,8 @@
 //! Snapshot round trips and every kind of bad file.
 
+// Table-driven: the tables are tuples of borrowed slices, spelled out where they are used.
+#![allow(clippy::type_complexity)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

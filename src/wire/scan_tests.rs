@@ -1,5 +1,8 @@
 //! Tests of the scanner and writer against the prost reference types.
 
+// Table-driven: the tables are tuples of borrowed slices, spelled out where they are used.
+#![allow(clippy::type_complexity)]
+
 use prost::Message;
 
 use super::*;

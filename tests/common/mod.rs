@@ -330,6 +330,8 @@ pub async fn start_omen_process(config: &Path, port: u16, log: Option<&Path>) ->
         .stderr(stderr)
         .spawn()
         .expect("omen starts");
+    // Owned at once, so a timeout below kills and reaps it.
+    let process = OmenProcess(child);
     let started = std::time::Instant::now();
     loop {
         // `get` panics on a refused connection: wait for the listener first.
@@ -340,7 +342,7 @@ pub async fn start_omen_process(config: &Path, port: u16, log: Option<&Path>) ->
             )
             .await;
             if matches!(ready, Ok(a) if a.status == 200) {
-                return OmenProcess(child);
+                return process;
             }
         }
         assert!(
