@@ -319,6 +319,7 @@ async fn imported_parameters_replace_the_rules_and_unseen_series_start_from_the_
     let config = ImportConfig {
         path: file,
         poll_interval: std::time::Duration::from_secs(30),
+        max_series: 1_000,
     };
     assert_eq!(
         import::reload(models, &config, omen.app.metrics()).unwrap(),

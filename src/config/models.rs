@@ -125,6 +125,7 @@ pub(super) fn build(raw: RawModels, base: &Path) -> Result<ModelsConfig, KeyErro
             Some(ImportConfig {
                 path: base.join(i.path),
                 poll_interval,
+                max_series: positive(i.max_series, max_series as u64, "models.import.max_series")?,
             })
         }
     };

@@ -129,6 +129,7 @@ pub struct RawModels {
 pub struct RawImport {
     pub path: String,
     pub poll_interval: Option<String>,
+    pub max_series: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

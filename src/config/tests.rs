@@ -155,6 +155,20 @@ fn import_and_export_sections() {
         "relative to the file"
     );
     assert_eq!(i.poll_interval, Duration::from_secs(30));
+    assert_eq!(i.max_series, 1_000_000, "models.max_series by default");
+    let small = Config::parse(
+        "downstream: {url: 'http://h:1/p'}\n\
+         models: {max_series: 5000, import: {path: learned, max_series: 20000}}",
+        Path::new("omen.yaml"),
+    )
+    .unwrap();
+    assert_eq!(small.models.import.unwrap().max_series, 20_000);
+    let follows = Config::parse(
+        "downstream: {url: 'http://h:1/p'}\nmodels: {max_series: 5000, import: {path: learned}}",
+        Path::new("omen.yaml"),
+    )
+    .unwrap();
+    assert_eq!(follows.models.import.unwrap().max_series, 5_000);
     let e = c.persistence.unwrap().export.unwrap();
     assert_eq!(e.path, Path::new("/etc/omen/h.arrow"));
     assert_eq!(e.interval, Duration::from_secs(3600));
@@ -170,6 +184,10 @@ fn import_and_export_sections() {
         (
             "models: {import: {path: x, poll_interval: 100ms}}",
             "omen.yaml: models.import.poll_interval: must be at least 1s",
+        ),
+        (
+            "models: {import: {path: x, max_series: 0}}",
+            "omen.yaml: models.import.max_series: must be greater than 0",
         ),
         (
             "models: {import: {path: x, poll: 1s}}",

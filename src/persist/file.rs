@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
@@ -137,12 +138,16 @@ impl Writer {
     }
 }
 
-/// Reads a snapshot batch by batch, handing each batch's rows to `sink`.
+/// Reads a snapshot batch by batch, handing each batch's rows to `sink`, until the file ends
+/// or `sink` breaks (it has seen enough; the rows read so far are counted).
 ///
 /// # Errors
 /// The first problem, naming the file: unreadable, truncated or not Arrow, wrong schema,
 /// a newer schema version, nulls, or a series key that appears twice.
-pub fn read(path: &Path, mut sink: impl FnMut(Vec<Row>)) -> Result<u64, SnapshotError> {
+pub fn read(
+    path: &Path,
+    mut sink: impl FnMut(Vec<Row>) -> ControlFlow<()>,
+) -> Result<u64, SnapshotError> {
     let file = File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
     let reader = FileReader::try_new(BufReader::new(file), None).map_err(|e| {
         err(
@@ -165,7 +170,9 @@ pub fn read(path: &Path, mut sink: impl FnMut(Vec<Row>)) -> Result<u64, Snapshot
             }
         }
         total += rows.len() as u64;
-        sink(rows);
+        if sink(rows).is_break() {
+            break;
+        }
     }
     Ok(total)
 }

@@ -9,6 +9,7 @@
 //! continues and an unseen series starts from the imported state with no warm-up.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,6 +27,9 @@ pub struct ImportConfig {
     pub path: PathBuf,
     /// How often the files' modification times and sizes are checked.
     pub poll_interval: Duration,
+    /// The most series an import may list (default `models.max_series`): an import that
+    /// lists more is refused while it is read, so it never holds more than this in memory.
+    pub max_series: usize,
 }
 
 /// The files an import path names, in a stable order.
@@ -69,13 +73,13 @@ pub fn fingerprint(path: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
         .collect()
 }
 
-/// Reads every file of an import path into one table.
+/// Reads every file of an import path into one table of at most `max_series` series.
 ///
 /// # Errors
 /// The first problem, naming the file: unreadable, truncated, wrong kind or schema, a
-/// newer version, a duplicate series (within a file or across files), a parameter outside
-/// the model's range or a non-finite state.
-pub fn load(path: &Path) -> Result<Imports, SnapshotError> {
+/// newer version, a duplicate series (within a file or across files), more series than
+/// `max_series`, a parameter outside the model's range or a non-finite state.
+pub fn load(path: &Path, max_series: usize) -> Result<Imports, SnapshotError> {
     let mut map: HashMap<u64, Imported, BuildIdHasher> = HashMap::default();
     let mut owner: HashMap<u64, usize, BuildIdHasher> = HashMap::default();
     let files = files(path)?;
@@ -83,12 +87,9 @@ pub fn load(path: &Path) -> Result<Imports, SnapshotError> {
         let mut problem = None;
         read(file, |rows| {
             for r in rows {
-                if problem.is_some() {
-                    return;
-                }
                 if let Err(e) = r.params.check().and_then(|()| check_state(&r.state)) {
                     problem = Some(format!("series {:016x}: {e}", r.key));
-                    return;
+                    return ControlFlow::Break(());
                 }
                 if let Some(&first) = owner.get(&r.key) {
                     problem = Some(format!(
@@ -96,7 +97,14 @@ pub fn load(path: &Path) -> Result<Imports, SnapshotError> {
                         r.key,
                         files[first].display()
                     ));
-                    return;
+                    return ControlFlow::Break(());
+                }
+                if owner.len() >= max_series {
+                    problem = Some(format!(
+                        "the import lists more than {max_series} series \
+                         (models.import.max_series); split the model file or raise it"
+                    ));
+                    return ControlFlow::Break(());
                 }
                 owner.insert(r.key, n);
                 map.insert(
@@ -107,6 +115,7 @@ pub fn load(path: &Path) -> Result<Imports, SnapshotError> {
                     },
                 );
             }
+            ControlFlow::Continue(())
         })?;
         if let Some(reason) = problem {
             return Err(SnapshotError {
@@ -165,7 +174,7 @@ pub fn reload(
     metrics: &Metrics,
 ) -> Result<usize, SnapshotError> {
     let started = Instant::now();
-    match load(&config.path) {
+    match load(&config.path, config.max_series) {
         Ok(imports) => {
             let (series, files) = (imports.len(), imports.files());
             models.set_imports(imports);

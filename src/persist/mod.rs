@@ -8,6 +8,7 @@ pub mod history;
 pub mod import;
 pub mod schema;
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -156,6 +157,7 @@ pub fn restore(
             }
             models.insert(r.key, r.rule, model);
         }
+        ControlFlow::Continue(())
     });
     match result {
         Ok(n) => {

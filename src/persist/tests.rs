@@ -322,6 +322,7 @@ fn import_loads_a_folder_and_a_bad_one_keeps_the_previous() {
     let config = ImportConfig {
         path: d.clone(),
         poll_interval: Duration::from_secs(1),
+        max_series: 10,
     };
     assert_eq!(import::reload(&m, &config, &metrics).unwrap(), 4);
     assert_eq!(
@@ -371,6 +372,14 @@ fn import_loads_a_folder_and_a_bad_one_keeps_the_previous() {
             "level is NaN",
         ),
         (
+            "more series than models.import.max_series",
+            Box::new(|p: &Path| {
+                let keys: Vec<u64> = (100..107).collect();
+                write_models(p, &model_rows(&keys, good));
+            }),
+            "the import lists more than 10 series (models.import.max_series)",
+        ),
+        (
             "a series in two files",
             Box::new(|p: &Path| write_models(p, &model_rows(&[2], good))),
             "series 0000000000000002 is also in",
@@ -397,6 +406,12 @@ fn import_loads_a_folder_and_a_bad_one_keeps_the_previous() {
         assert_eq!(metrics.import_series.get(), 4, "{what}");
         std::fs::remove_file(&bad).unwrap();
     }
+    // Exactly models.import.max_series series is fine.
+    let six: Vec<u64> = (100..106).collect();
+    write_models(&d.join("z.arrow"), &model_rows(&six, good));
+    assert_eq!(import::reload(&m, &config, &metrics).unwrap(), 10);
+    std::fs::remove_file(d.join("z.arrow")).unwrap();
+    assert_eq!(import::reload(&m, &config, &metrics).unwrap(), 4);
     // A missing path is a failure too; an empty folder is a valid empty import.
     let missing = ImportConfig {
         path: d.join("nope"),
