@@ -75,7 +75,7 @@ fn main() {
 
     // The same file as a model import (it is one: the learning core writes this schema).
     let t = Instant::now();
-    let imports = persist::import::load(&path).expect("import");
+    let imports = persist::import::load(&path, series as usize).expect("import");
     let import_s = t.elapsed().as_secs_f64();
     assert_eq!(imports.len() as u64, series);
     println!("import of the same file: {import_s:.2} s for {series} series");
